@@ -1,0 +1,100 @@
+"""The values that cross the boundary between the core and its surfaces (CLI, Discord).
+
+They are plain dataclasses so every surface can render them and ``to_json`` gives the
+documented ``--json`` contract without any surface knowing how answers are made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation, oldest first in a history."""
+
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved source sentence with the context an answerer may use."""
+
+    sentence_id: str
+    document: str  # file name inside documents/
+    title: str
+    text: str  # exactly the stored sentence, character for character
+    start: int  # offsets into the document's normalized text
+    end: int
+    heading: str  # section heading the sentence sits under ("" if none)
+    location: str  # human-readable place, e.g. "¶12, sentence 1"
+    score: float
+    before: str = ""  # neighbouring sentences, for context only, never quoted as evidence
+    after: str = ""
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    document: str
+    title: str
+    sentence_id: str
+    text: str
+    start: int
+    end: int
+    location: str = ""
+    heading: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "n": self.n,
+            "document": self.document,
+            "title": self.title,
+            "sentence_id": self.sentence_id,
+            "text": self.text,
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str  # the text shown to the user, with [n] markers
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    index_version: str = ""
+    latency_ms: float = 0.0
+    answerer: str = "extractive"
+    short_answer: str = ""  # the typed answer put first ("November 12th"), "" if none
+    note: str = ""  # e.g. why an LLM answer fell back to the extractive one
+    error: str = ""  # set when the question itself was unusable (empty, too long, ...)
+
+    def to_json(self) -> dict:
+        data = {
+            "question": self.question,
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "citations": [c.to_json() for c in self.citations],
+            "index_version": self.index_version,
+            "latency_ms": round(self.latency_ms, 2),
+            "answerer": self.answerer,
+        }
+        if self.note:
+            data["note"] = self.note
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+class Answerer(Protocol):
+    """Turns retrieved passages into an answer; the extractive and LLM answerers both fit."""
+
+    name: str
+
+    def answer(self, question: str, history: Sequence[Turn], passages: Sequence[Passage]) -> Answer: ...
+
+
+__all__ = ["Turn", "Passage", "Citation", "Answer", "Answerer", "asdict"]
