@@ -1,0 +1,154 @@
+"""Split normalized text into citable sentences with exact offsets, plus the headings above them.
+
+pysbd decides where sentences end (it handles "Mr. Biden", "Lloyd J. Austin", "U.S.",
+"3.5 km", quotes ending in '."'); we only take its cut points and compute offsets ourselves,
+so ``sentence.text == text[start:end]`` holds even when the segmenter drops or alters text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pysbd
+
+
+@dataclass(frozen=True)
+class Sentence:
+    index: int  # position among the document's sentences
+    text: str
+    start: int  # offsets into the normalized text
+    end: int
+    heading: str  # nearest heading above, "" if none
+    paragraph: int  # among non-heading paragraphs
+    position: int  # sentence number inside its paragraph
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    start: int
+    end: int
+
+
+MAX_HEADING_WORDS = 10
+MAX_HEADING_CHARS = 80
+# A line ending like a sentence or a quotation is prose, not a heading.
+_CLOSING = tuple(".!?:;,\"'”’)]»…")
+# Above this, pysbd gets slower per character, so long paragraphs are cut first at
+# boundaries no abbreviation can produce: a lowercase word of 3+ letters, a full stop,
+# a space and a capitalised word.
+_CHUNK_CHARS = 4000
+_SAFE_BREAK = re.compile(r"(?<![^\s(\"“‘'])[a-z]{3,}[.!?][\"”’')]*\s+(?=[\"“‘(]?[A-Z])")
+
+
+@lru_cache(maxsize=1)
+def _segmenter() -> pysbd.Segmenter:
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+def _is_heading(line: str) -> bool:
+    return (
+        len(line) <= MAX_HEADING_CHARS
+        and len(line.split()) <= MAX_HEADING_WORDS
+        and not line.endswith(_CLOSING)
+        and any(ch.isalpha() for ch in line)
+    )
+
+
+def _chunks(paragraph: str) -> list[str]:
+    """Cut only very long paragraphs, at safe sentence ends, into pieces pysbd handles fast."""
+    if len(paragraph) <= _CHUNK_CHARS:
+        return [paragraph]
+    chunks, start, last = [], 0, 0
+    for match in _SAFE_BREAK.finditer(paragraph):
+        if match.end() - start > _CHUNK_CHARS and last > start:
+            chunks.append(paragraph[start:last])
+            start = last
+        last = match.end()
+    chunks.append(paragraph[start:])
+    return chunks
+
+
+def _split(paragraph: str) -> list[str]:
+    pieces: list[str] = []
+    for chunk in _chunks(paragraph):
+        try:
+            pieces.extend(_segmenter().segment(chunk))
+        except Exception:  # pysbd has crashed on odd inputs; one unsplit piece is still correct
+            pieces.append(chunk)
+    return pieces
+
+
+def _cuts(paragraph: str, pieces: list[str]) -> list[int]:
+    """Offsets in ``paragraph`` where each piece ends, matched on non-space characters."""
+    if "".join(pieces) == paragraph:  # the usual case: pysbd kept every character
+        cuts, pos = [], 0
+        for piece in pieces:
+            pos += len(piece)
+            cuts.append(pos)
+        return cuts
+    # Slow path: the segmenter changed whitespace or text; re-find each piece in order.
+    positions = [m.start() for m in re.finditer(r"\S", paragraph)]
+    dense = "".join(paragraph[i] for i in positions)
+    cuts, k = [], 0
+    for piece in pieces:
+        needle = "".join(piece.split())
+        if not needle:
+            continue
+        if dense.startswith(needle, k):
+            k += len(needle)
+        else:
+            found = dense.find(needle, k)
+            if found < 0:
+                continue  # text the paragraph doesn't contain: ignore this cut
+            k = found + len(needle)
+        cuts.append(positions[k - 1] + 1)
+    return cuts
+
+
+def _lines(text: str):
+    """(start, end) of each stripped non-empty line."""
+    for match in re.finditer(r"[^\n]+", text):
+        line = match.group()
+        left = len(line) - len(line.lstrip())
+        right = len(line.rstrip())
+        if right > left:
+            yield match.start() + left, match.start() + right
+
+
+def segment(text: str) -> tuple[list[Sentence], list[Heading]]:
+    """Sentences and headings of normalized text; each non-empty line is one paragraph."""
+    lines = list(_lines(text))
+    sentences: list[Sentence] = []
+    headings: list[Heading] = []
+    heading, paragraph = "", 0
+    for i, (start, end) in enumerate(lines):
+        line = text[start:end]
+        if i + 1 < len(lines) and _is_heading(line):
+            heading = line
+            headings.append(Heading(line, start, end))
+            continue
+        cuts = [c for c in _cuts(line, _split(line)) if 0 < c < len(line)]
+        position = 0
+        for a, b in zip([0, *cuts], [*cuts, len(line)]):
+            piece = line[a:b]
+            stripped = piece.strip()
+            if not stripped:
+                continue
+            s = start + a + (len(piece) - len(piece.lstrip()))
+            sentences.append(
+                Sentence(
+                    index=len(sentences),
+                    text=stripped,
+                    start=s,
+                    end=s + len(stripped),
+                    heading=heading,
+                    paragraph=paragraph,
+                    position=position,
+                )
+            )
+            position += 1
+        paragraph += 1
+    return sentences, headings

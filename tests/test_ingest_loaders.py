@@ -1,0 +1,340 @@
+"""Loaders on real files of every supported format, and every way a file can be refused."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import zipfile
+from pathlib import Path
+
+import docx
+import pytest
+
+from bot.ingest.loaders import (
+    SUPPORTED_SUFFIXES,
+    DocumentError,
+    LoadedDocument,
+    list_documents,
+    load_document,
+    normalize_text,
+    title_from_filename,
+)
+
+PNG_HEADER = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489")
+
+
+def write(root: Path, name: str, data: bytes | str) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        path.write_text(data, encoding="utf-8")
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def refused(path: Path, root: Path, **kwargs) -> str:
+    with pytest.raises(DocumentError) as info:
+        load_document(path, root, **kwargs)
+    assert str(info.value) == info.value.reason
+    return info.value.reason
+
+
+def make_pdf(lines: list[str], title: str | None = None) -> bytes:
+    """A minimal valid one-page PDF with a Helvetica text stream, xref offsets computed."""
+    ops = ["BT", "/F1 12 Tf", "72 720 Td", "14 TL"]
+    for line in lines:
+        escaped = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        ops.append(f"({escaped}) Tj T*")
+    ops.append("ET")
+    stream = "\n".join(ops).encode("latin-1")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    if title is not None:
+        objects.append(b"<< /Title (" + title.encode("latin-1") + b") >>")
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    info = b" /Info %d 0 R" % len(objects) if title is not None else b""
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, info, xref)
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def test_txt_text_title_name_and_hash(tmp_path):
+    raw = "Ukraine fired missiles.\r\n\r\n\r\n\r\nMr Biden   agreed.\t \n".encode()
+    path = write(tmp_path, "sub/briefing-us-missile-policy-2024-11.txt", raw)
+    doc = load_document(path, tmp_path)
+    assert doc == LoadedDocument(
+        name="sub/briefing-us-missile-policy-2024-11.txt",
+        title="Briefing us missile policy 2024-11",
+        text="Ukraine fired missiles.\n\nMr Biden agreed.",
+        content_hash=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def test_real_briefing_loads():
+    root = Path(__file__).resolve().parents[1] / "documents"
+    doc = load_document(root / "briefing-us-missile-policy-2024-11.txt", root)
+    assert doc.title == "Briefing us missile policy 2024-11"
+    assert doc.text.startswith("US president Joe Biden dropped his opposition")
+    assert doc.text.endswith('out of the Russian territory," the aide said.')
+    assert "\nStrengthening Kyiv's hand\n" in doc.text
+
+
+def test_markdown_is_stripped_to_plain_lines(tmp_path):
+    source = (
+        "# Missile *policy* update\n\n"
+        "Mr Biden **eased** limits, said [Reuters](https://reuters.com).\n"
+        "A soft-wrapped line continues the paragraph.\n\n"
+        "## British missiles\n\n"
+        "- Storm Shadow\n"
+        "* ATACMS\n\n"
+        "```\nrange = 300 km\n```\n"
+    )
+    doc = load_document(write(tmp_path, "notes.md", source), tmp_path)
+    assert doc.title == "Missile policy update"
+    assert doc.text == (
+        "Missile policy update\n\n"
+        "Mr Biden eased limits, said Reuters. A soft-wrapped line continues the paragraph.\n\n"
+        "British missiles\n\n"
+        "Storm Shadow\n\n"
+        "ATACMS\n\n"
+        "range = 300 km"
+    )
+
+
+def test_markdown_without_heading_uses_file_name(tmp_path):
+    doc = load_document(write(tmp_path, "kursk_troop-notes.md", "Just *text*."), tmp_path)
+    assert (doc.title, doc.text) == ("Kursk troop notes", "Just text.")
+
+
+def test_html_blocks_headings_and_dropped_tags(tmp_path):
+    markup = """<!DOCTYPE html><html><head><title>Briefing: Kursk</title>
+    <style>p { color: red }</style><script>var x = "secret";</script></head>
+    <body><nav><a href="/">Home</a> | <a href="/news">News</a></nav>
+    <h1>North Korean troops</h1>
+    <p>Mr Blinken said <b>8,000</b> troops
+       were in <a href="#">Kursk</a>.<br>They arrived in October.</p>
+    <!-- a comment -->
+    <div><h2>Reaction</h2><ul><li>Moscow vowed to respond.</li><li>Nato met.</li></ul></div>
+    <table><tr><td>Range</td><td>300 km</td></tr></table>
+    </body></html>"""
+    doc = load_document(write(tmp_path, "page.html", markup), tmp_path)
+    assert doc.title == "Briefing: Kursk"
+    assert doc.text.split("\n") == [
+        "North Korean troops",
+        "",
+        "Mr Blinken said 8,000 troops were in Kursk.",
+        "They arrived in October.",
+        "",
+        "Reaction",
+        "",
+        "Moscow vowed to respond.",
+        "",
+        "Nato met.",
+        "",
+        "Range 300 km",
+    ]
+
+
+def test_html_title_falls_back_to_first_h1(tmp_path):
+    doc = load_document(write(tmp_path, "x.htm", "<h1>Storm  Shadow</h1><p>Fired.</p>"), tmp_path)
+    assert doc.title == "Storm Shadow"
+
+
+def make_docx(path: Path, title: str = "") -> Path:
+    document = docx.Document()
+    if title:
+        document.core_properties.title = title
+    document.add_heading("Strengthening Kyiv's hand", level=1)
+    document.add_paragraph("The relaxation was conveyed to Ukraine. Lloyd J. Austin called.")
+    document.add_paragraph("")
+    table = document.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text = "Range"
+    table.rows[0].cells[1].text = "300 km"
+    document.add_paragraph("A day later, Blinken informed Nato.")
+    document.save(path)
+    return path
+
+
+def test_docx_paragraphs_tables_and_heading_title(tmp_path):
+    doc = load_document(make_docx(tmp_path / "memo.docx"), tmp_path)
+    assert doc.title == "Strengthening Kyiv's hand"
+    assert doc.text.split("\n") == [
+        "Strengthening Kyiv's hand",
+        "The relaxation was conveyed to Ukraine. Lloyd J. Austin called.",
+        "",
+        "Range 300 km",
+        "A day later, Blinken informed Nato.",
+    ]
+
+
+def test_docx_core_properties_title_wins(tmp_path):
+    doc = load_document(make_docx(tmp_path / "memo.docx", title="Kyiv memo"), tmp_path)
+    assert doc.title == "Kyiv memo"
+
+
+def test_pdf_text_unwrapped_and_metadata_title(tmp_path):
+    lines = [
+        "Missile policy",
+        "Mr. Biden eased limits on the use of ATACMS missiles by Ukraine.",
+        "The decision came after North Korean troops were sent to the",
+        "Kursk region of Russia in October.",
+        "Officials said the change was conveyed on November 12th.",
+    ]
+    path = write(tmp_path, "report.pdf", make_pdf(lines, title="US missile policy"))
+    doc = load_document(path, tmp_path)
+    assert doc.title == "US missile policy"
+    assert doc.text.split("\n") == [
+        "Missile policy",
+        "Mr. Biden eased limits on the use of ATACMS missiles by Ukraine.",
+        "The decision came after North Korean troops were sent to the Kursk region of Russia in October.",
+        "Officials said the change was conveyed on November 12th.",
+    ]
+
+
+def test_pdf_without_metadata_uses_file_name(tmp_path):
+    doc = load_document(write(tmp_path, "dnipro_strike.pdf", make_pdf(["A missile hit Dnipro."])), tmp_path)
+    assert (doc.title, doc.text) == ("Dnipro strike", "A missile hit Dnipro.")
+
+
+# --------------------------------------------------------------------------- encodings
+
+
+def test_mojibake_is_repaired(tmp_path):
+    doc = load_document(write(tmp_path, "bbc.txt", "The deal is worth Â£5m, officials said."), tmp_path)
+    assert doc.text == "The deal is worth £5m, officials said."
+
+
+def test_cp1252_text_decodes(tmp_path):
+    raw = "Café owners paid €5 for “quoted” goods.".encode("cp1252")
+    doc = load_document(write(tmp_path, "old.txt", raw), tmp_path)
+    assert doc.text == "Café owners paid €5 for “quoted” goods."
+
+
+def test_utf8_bom_and_utf16_bom(tmp_path):
+    utf8 = load_document(write(tmp_path, "a.txt", "\ufeffKyiv wins.".encode("utf-8")), tmp_path)
+    utf16 = load_document(write(tmp_path, "b.txt", "Kyiv wins. Ünïcode.".encode("utf-16")), tmp_path)
+    assert (utf8.text, utf16.text) == ("Kyiv wins.", "Kyiv wins. Ünïcode.")
+
+
+def test_random_high_bytes_are_refused(tmp_path):
+    raw = bytes(range(0x80, 0x100)) * 4  # no NUL or control bytes, not UTF-8, not prose
+    assert refused(write(tmp_path, "noise.txt", raw), tmp_path) == "not valid UTF-8 text"
+
+
+def test_random_bytes_are_refused(tmp_path):
+    assert refused(write(tmp_path, "noise.md", os.urandom(4096)), tmp_path) == "binary file, not text"
+
+
+def test_png_renamed_txt_is_binary(tmp_path):
+    raw = PNG_HEADER + os.urandom(512)
+    assert refused(write(tmp_path, "photo.txt", raw), tmp_path) == "binary file, not text"
+
+
+def test_normalize_text_rules():
+    raw = "  Zero\u200bwidth\u00a0and\x07bell \t tabs  \n\n\n\n  next\u2028line\r\nend  "
+    assert normalize_text(raw) == "Zerowidth andbell tabs\n\nnext\nline\nend"
+    assert normalize_text("e\u0301") == "\u00e9"  # NFC
+    assert normalize_text("“curly” stays") == "“curly” stays"
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def test_empty_and_whitespace_only(tmp_path):
+    assert refused(write(tmp_path, "empty.txt", b""), tmp_path) == "empty"
+    assert refused(write(tmp_path, "blank.txt", " \n\n\t\n"), tmp_path) == "no text found"
+    assert refused(write(tmp_path, "blank.html", "<html><script>x()</script></html>"), tmp_path) == "no text found"
+
+
+def test_size_cap_checked_before_reading(tmp_path):
+    path = write(tmp_path, "big.txt", "word " * 300)
+    assert refused(path, tmp_path, max_bytes=1024) == "too large (1.5 KB > 1 KB limit)"
+    assert load_document(path, tmp_path, max_bytes=2048).text.startswith("word word")
+
+
+def test_unsupported_type(tmp_path):
+    assert refused(write(tmp_path, "data.xyz", "hello"), tmp_path) == "unsupported type .xyz"
+    assert refused(write(tmp_path, "Makefile", "hello"), tmp_path) == "unsupported type (no extension)"
+
+
+def test_docx_zip_bomb_refused_without_extracting(tmp_path):
+    path = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        with zf.open("word/document.xml", "w", force_zip64=True) as member:
+            chunk = b" " * (1 << 20)
+            for _ in range(200):
+                member.write(chunk)
+    assert path.stat().st_size < 1024 * 1024
+    started = time.perf_counter()
+    assert refused(path, tmp_path) == "expands to 200.0 MB when unzipped (zip bomb?)"
+    assert time.perf_counter() - started < 0.5
+
+
+def test_docx_extreme_compression_ratio_refused(tmp_path):
+    path = tmp_path / "dense.docx"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("word/document.xml", b" " * (8 << 20))
+    reason = refused(path, tmp_path)
+    assert reason.startswith("compresses ") and reason.endswith(":1 in word/document.xml (zip bomb?)")
+
+
+def test_docx_that_is_not_a_zip(tmp_path):
+    path = write(tmp_path, "fake.docx", "just some text")
+    assert refused(path, tmp_path) == "not a valid DOCX file (not a zip archive)"
+
+
+def test_docx_zip_without_document(tmp_path):
+    path = tmp_path / "other.docx"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("hello.txt", "hi")
+    assert refused(path, tmp_path) == "not a valid DOCX file (no word/document.xml)"
+
+
+def test_broken_pdf(tmp_path):
+    reason = refused(write(tmp_path, "broken.pdf", b"%PDF-1.4\nthis is not really a pdf"), tmp_path)
+    assert reason.startswith("unreadable PDF: ") or reason == "no text found"
+
+
+# --------------------------------------------------------------------------- listing & titles
+
+
+def test_list_documents_recursive_sorted_skips_hidden(tmp_path):
+    for name in ["b.txt", "a/z.md", "a/c.bin", ".hidden.txt", ".git/config.txt", "a/.cache/x.txt"]:
+        write(tmp_path, name, "x")
+    found = [p.relative_to(tmp_path).as_posix() for p in list_documents(tmp_path)]
+    assert found == ["a/c.bin", "a/z.md", "b.txt"]
+
+
+@pytest.mark.parametrize(
+    "name, title",
+    [
+        ("briefing-us-missile-policy-2024-11.txt", "Briefing us missile policy 2024-11"),
+        ("kursk_troops__notes.md", "Kursk troops notes"),
+        ("report-2024-11-20.pdf", "Report 2024-11-20"),
+        ("x.txt", "X"),
+    ],
+)
+def test_title_from_filename(name, title):
+    assert title_from_filename(Path(name)) == title
+
+
+def test_supported_suffixes():
+    assert SUPPORTED_SUFFIXES == {".txt", ".md", ".html", ".htm", ".pdf", ".docx"}
