@@ -295,7 +295,7 @@ class LLMAnswerer:
         try:
             checked = verify_claims(claims, sources, self.embed, self.min_similarity)
         except Exception as exc:  # a broken embedder must not cost the user an answer
-            log.warning("Claim verification failed (%s); falling back", type(exc).__name__)
+            log.warning("Claim verification failed (%s: %s); falling back", type(exc).__name__, exc)
             return self._fall_back(question, history, passages, "LLM answer dropped: its claims could not be checked;")
         for dropped in checked.dropped:
             log.info("Dropped LLM claim %r: %s", dropped.text[:80], dropped.reason)
