@@ -16,6 +16,7 @@ class ChangeReport:
     seconds: float = 0.0
     sentences_embedded: int = 0  # new embeddings computed (cache misses)
     swapped: bool = False  # False when nothing changed and the live index was kept
+    notes: list[str] = field(default_factory=list)  # e.g. "the old index was damaged: rebuilt"
 
     @property
     def has_changes(self) -> bool:
@@ -31,6 +32,7 @@ class ChangeReport:
             "index_version": self.index_version,
             "seconds": round(self.seconds, 3),
             "sentences_embedded": self.sentences_embedded,
+            "notes": self.notes,
         }
 
     def lines(self) -> list[str]:
@@ -54,7 +56,7 @@ class ChangeReport:
         head = f"index {self.index_version} ready in {self.seconds:.1f}s"
         if not self.has_changes and not self.failed:
             head += " (nothing changed)"
-        return "\n".join([head, *self.lines()])
+        return "\n".join([head, *self.notes, *self.lines()])
 
 
 def _names(names: list[str], limit: int = 10) -> str:

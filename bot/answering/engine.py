@@ -1,0 +1,189 @@
+"""The one object every surface talks to: ask questions, build the index, inspect it.
+
+It holds the live snapshot and swaps it for a new one after a build; each ``ask`` takes one
+reference at the start, so an answer always cites a single, consistent index version, and
+questions keep being answered from the old index while a build runs. Thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from bot.answering.extractive import NOT_COVERED, ExtractiveAnswerer
+from bot.answering.types import Answer, Answerer, Passage, Turn
+from bot.config import Settings
+from bot.knowledge.build import build_index
+from bot.knowledge.embed import Encoder
+from bot.knowledge.report import ChangeReport
+from bot.knowledge.search import Retrieval, Searcher
+from bot.knowledge.store import IndexCorrupt, IndexMissing, IndexSnapshot, load_snapshot
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 1000
+MAX_HISTORY_TURNS = 6
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    version: str
+    built_at: str
+    documents: int
+    sentences: int
+    model: str
+    dimension: int
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    name: str
+    title: str
+    sentences: int
+    indexed_at: str
+
+
+def clean_question(question: str) -> tuple[str, str]:
+    """(usable question, "") or ("", a helpful message saying what is wrong with it)."""
+    if not isinstance(question, str):
+        return "", "Please send the question as text."
+    text = _INVISIBLE.sub("", question)
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        return "", "Please ask a question, for example: \"When was Umerov informed?\""
+    if len(text) > MAX_QUESTION_CHARS:
+        return "", (f"That question is {len(text):,} characters long; please keep it under "
+                    f"{MAX_QUESTION_CHARS:,} and ask one thing at a time.")
+    if not any(ch.isalnum() for ch in text):
+        return "", "That question has no words in it; please ask in words."
+    return text, ""
+
+
+class Engine:
+    def __init__(self, settings: Settings, encoder: Encoder | None = None, answerer: Answerer | None = None):
+        self.settings = settings
+        self.encoder = encoder or Encoder(settings.model)
+        self.extractive = ExtractiveAnswerer()
+        self._answerer = answerer
+        self._state: tuple[IndexSnapshot, Searcher] | None = None
+        self._load_lock = threading.Lock()
+        self._build_lock = threading.Lock()
+        self._build_done = threading.Condition()
+        self._build_running = False
+        self._last_report: ChangeReport | None = None
+
+    # ---- answerer ---------------------------------------------------------------------
+    @property
+    def answerer(self) -> Answerer:
+        if self._answerer is None:
+            if self.settings.answerer == "llm":
+                from bot.answering.llm import make_answerer
+
+                self._answerer = make_answerer(self.settings, fallback=self.extractive, embed=self.encoder.encode)
+            else:
+                self._answerer = self.extractive
+        return self._answerer
+
+    # ---- index lifecycle --------------------------------------------------------------
+    def _current(self) -> tuple[IndexSnapshot, Searcher]:
+        state = self._state
+        if state is not None:
+            return state
+        with self._load_lock:
+            if self._state is None:
+                try:
+                    snap = load_snapshot(Path(self.settings.index_dir), model=self.encoder.name)
+                except (IndexMissing, IndexCorrupt) as exc:
+                    log.warning("index not usable (%s); building it", exc)
+                    self.build()
+                    if self._state is None:
+                        raise
+                else:
+                    self._state = (snap, Searcher(snap, self.encoder))
+            return self._state
+
+    def has_index(self) -> bool:
+        try:
+            self._current()
+            return True
+        except (IndexMissing, IndexCorrupt):
+            return False
+
+    def build(self, rebuild: bool = False, progress: bool = False) -> ChangeReport:
+        """Build or update; concurrent calls in this process share one build and its report."""
+        with self._build_done:
+            if self._build_running:
+                while self._build_running:
+                    self._build_done.wait()
+                return self._last_report
+            self._build_running = True
+        try:
+            report, snap = build_index(self.settings, self.encoder, rebuild=rebuild, progress=progress)
+            if snap is not None and (self._state is None or self._state[0] is not snap):
+                self._state = (snap, Searcher(snap, self.encoder))
+            self._last_report = report
+            return report
+        finally:
+            with self._build_done:
+                self._build_running = False
+                self._build_done.notify_all()
+
+    def add_document(self, filename: str, data: bytes, overwrite: bool = False) -> tuple[str, ChangeReport]:
+        """Save an upload into documents/ and index it; raises ``UploadRefused`` with a reason."""
+        from bot.ingest.uploads import save_upload
+
+        path = save_upload(Path(self.settings.documents_dir), filename, data,
+                           max_bytes=int(self.settings.upload_max_mb * 1024 * 1024), overwrite=overwrite)
+        return path.name, self.build()
+
+    # ---- questions --------------------------------------------------------------------
+    def retrieve(self, question: str, history: Sequence[Turn] = (), k: int = 5) -> Retrieval:
+        _snap, searcher = self._current()
+        return searcher.search(question, list(history)[-MAX_HISTORY_TURNS:], k=k)
+
+    def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        started = time.perf_counter()
+        answer_id = uuid.uuid4().hex[:12]
+        text, problem = clean_question(question)
+        if problem:
+            return Answer(question=question if isinstance(question, str) else "", answer=problem,
+                          abstained=True, error=problem, latency_ms=(time.perf_counter() - started) * 1000)
+        snap, searcher = self._current()
+        history = [t for t in history if isinstance(t, Turn)][-MAX_HISTORY_TURNS:]
+        found = searcher.search(text, history)
+        passages: list[Passage] = found.passages if found.supported else []
+        answer = self.answerer.answer(text, history, passages)
+        if answer.abstained and not answer.error and not passages:
+            answer.answer = NOT_COVERED if not snap.documents else _not_covered(text)
+        answer.question = text
+        answer.index_version = snap.version
+        answer.latency_ms = (time.perf_counter() - started) * 1000
+        log.info("answer %s: %s, %d citations, %.0f ms, index %s", answer_id,
+                 "abstained" if answer.abstained else "answered", len(answer.citations), answer.latency_ms, snap.version)
+        return answer
+
+    # ---- inspection -------------------------------------------------------------------
+    def status(self) -> IndexStatus:
+        snap, _ = self._current()
+        return IndexStatus(snap.version, snap.built_at, len(snap.documents), len(snap.sentences), snap.model, snap.dimension)
+
+    def sources(self) -> list[DocumentInfo]:
+        snap, _ = self._current()
+        return [DocumentInfo(d.name, d.title, d.sentences, d.indexed_at) for d in snap.documents]
+
+    def context(self, sentence_id: str, radius: int = 2) -> list[Passage]:
+        _snap, searcher = self._current()
+        return searcher.context(sentence_id, radius)
+
+
+def _not_covered(question: str) -> str:
+    return f"The briefings don't say. I found nothing in them that answers \u201c{question}\u201d."

@@ -1,0 +1,188 @@
+"""The default answerer: quotes the best source sentences verbatim and, where the question
+asks for a date, a number, a name or a place, puts that short answer first.
+
+It never writes a word that isn't in the briefing apart from the short framing, so it needs
+no model beyond the retriever and can't invent facts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from bot.answering.types import Answer, Citation, Passage, Turn
+from bot.knowledge.terms import raw_tokens, terms
+
+_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
+_DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_PART = r"(?:early|mid|late)(?:-to-(?:early|mid|late))?"
+_DATE = re.compile(
+    rf"\b(?:(?:{_PART})[- ])?{_MONTH}(?: \d{{1,2}}(?:st|nd|rd|th)?)?(?:,? \d{{4}})?\b"
+    rf"|\b\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{_MONTH}(?:,? \d{{4}})?\b"
+    rf"|\b(?:on |last |next |this )?{_DAY}\b"
+    rf"|\b(?:in |since |by )?(?:19|20)\d\d\b"
+    rf"|\b(?:a|one|two|three) (?:day|week|month|year)s? (?:later|earlier|ago)\b"
+    rf"|\b(?:the following|last|next|this) (?:day|week|month|year)\b"
+    rf"|\b(?:yesterday|today|tomorrow)\b",
+    re.IGNORECASE,
+)
+_NUMBER_WORDS = r"(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|dozens|hundreds|thousands|millions)"
+_NUMBER = re.compile(
+    r"\b(?:(?:about|around|nearly|almost|some|over|more than|fewer than|up to|as many as|at least) )?"
+    rf"(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORDS}\b)(?: of)?(?:-(?:mile|km|kilometre|year|day|month))?"
+    r"(?: ?(?:%|per cent|percent|million|billion|thousand|km|miles?|kilometres?))?",
+    re.IGNORECASE,
+)
+_MONEY = re.compile(r"[$£€¥]\s?\d|\b\d[\d,.]*\s?(?:dollars|pounds|euros|bn|m)\b|\b(?:USD|GBP|EUR)\b", re.IGNORECASE)
+_NAME = re.compile(r"\b(?:[A-Z][\w'’\-]+|[A-Z]\.?)(?: (?:[A-Z][\w'’\-]+|[A-Z]\.?|de|van|von|bin|al))*\b")
+_PLACE = re.compile(r"\b(?:in|at|to|into|from|near|inside) ((?:the )?[A-Z][\w'’\-]+(?: [A-Z][\w'’\-]+)*)")
+_NOT_NAMES = {"The", "A", "An", "But", "And", "On", "In", "At", "For", "Since", "Mr", "Ms", "Mrs", "Dr",
+              "US", "UK", "EU", "It", "He", "She", "They", "This", "That", "Thursday", "Tuesday",
+              "Wednesday", "Monday", "Friday", "Saturday", "Sunday", "White", "House"}
+_TITLES = re.compile(r"^(?:Mr|Ms|Mrs|Dr|President|Minister|Secretary)\.? ")
+
+NOT_COVERED = "The briefings don't say."
+_TYPED = {"when", "number", "money"}
+
+
+def question_kind(question: str) -> str:
+    q = question.strip().lower()
+    if re.match(r"^(when|what (date|day|time|year|month)|since when|how long ago)\b", q) or " when " in f" {q} ":
+        return "when"
+    if re.search(r"\b(cost|price|pay|paid|worth|spend|spent|budget)\b", q) or re.match(r"^how much money\b", q):
+        return "money"
+    if re.match(r"^(how (many|much|far|long|big|large)|what (number|percentage|share|amount|distance))\b", q):
+        return "number"
+    if re.match(r"^(who|whom|whose|which (person|official|minister|country|people))\b", q):
+        return "who"
+    if re.match(r"^where\b", q) or " where " in f" {q} ":
+        return "where"
+    return "other"
+
+
+def short_answer(kind: str, question: str, text: str) -> tuple[str, tuple[int, int] | None]:
+    """The typed answer in ``text`` that the question doesn't already contain, with its span."""
+    qwords = {w.lower() for w in raw_tokens(question)}
+
+    def fresh(s: str) -> bool:
+        words = [w.lower() for w in raw_tokens(s)]
+        return bool(words) and not all(w in qwords for w in words)
+
+    candidates: list[re.Match] = []
+    if kind == "when":
+        candidates = [m for m in _DATE.finditer(text)]
+    elif kind == "money":
+        candidates = [m for m in _MONEY.finditer(text)]
+    elif kind == "number":
+        head = count_noun(question)
+        candidates = [m for m in _NUMBER.finditer(text)
+                      if not head or head in terms(text[m.end():m.end() + 60].split(".")[0])[:5] + terms(m.group(0))]
+    elif kind == "who":
+        return _nearest_name(question, text, qwords)
+    elif kind == "where":
+        for m in _PLACE.finditer(text):
+            if fresh(m.group(1)):
+                return m.group(1), m.span(1)
+        return "", None
+    for m in candidates:
+        value = _TITLES.sub("", m.group(0).strip())
+        if fresh(value):
+            start = m.start() + m.group(0).find(value)
+            return value, (start, start + len(value))
+    return "", None
+
+
+def count_noun(question: str) -> str:
+    """The stemmed thing counted in "how many X ..." ("forces" in "How many North Korean forces were ...")."""
+    m = re.search(r"\bhow many((?: [\w'\-]+){1,4})", question, re.IGNORECASE)
+    if not m:
+        return ""
+    words = m.group(1).split()
+    plural = [w for w in words if w.lower().endswith("s") and len(w) > 3]
+    found = terms(plural[-1] if plural else words[0])
+    return found[0] if found else ""
+
+
+def _nearest_name(question: str, text: str, qwords: set[str]) -> tuple[str, tuple[int, int] | None]:
+    """The name closest to where the question's own words appear in the sentence: in
+    "John Kirby told reporters", asked "Who told reporters ...", that is John Kirby."""
+    names = []
+    for m in _NAME.finditer(text):
+        words = m.group(0).split()
+        while words and words[0] in _NOT_NAMES | {"Ukrainian", "Russian", "American", "British", "European"}:
+            words = words[1:]
+        if not words or any(w.lower().rstrip("'’s") in qwords or w.lower() in qwords for w in words):
+            continue
+        value = " ".join(words)
+        start = m.start() + m.group(0).find(value)
+        names.append((value, (start, start + len(value))))
+    if not names:
+        return "", None
+    qterms = set(terms(question))
+    anchors = [m.start() for m in re.finditer(r"[\w'’\-]+", text) if set(terms(m.group(0))) & qterms]
+    if not anchors:
+        return names[0]
+
+    def distance(item):
+        (a, b) = item[1]
+        return min(min(abs(a - x), abs(b - x)) for x in anchors) - (25 if len(item[0].split()) > 1 else 0)
+
+    return min(names, key=distance)
+
+
+def _marked(text: str, span: tuple[int, int] | None) -> str:
+    if not span:
+        return text
+    a, b = span
+    return f"{text[:a]}**{text[a:b]}**{text[b:]}"
+
+
+class ExtractiveAnswerer:
+    """Quotes; never paraphrases. ``passages`` come ranked and already judged as supporting."""
+
+    name = "extractive"
+
+    def __init__(self, max_quotes: int = 2):
+        self.max_quotes = max_quotes
+
+    def answer(self, question: str, history: Sequence[Turn], passages: Sequence[Passage]) -> Answer:
+        if not passages:
+            return Answer(question=question, answer=NOT_COVERED, abstained=True, answerer=self.name)
+        kind = question_kind(question)
+        chosen = self._choose(kind, question, passages)
+        short, span = ("", None)
+        if kind != "other":
+            short, span = short_answer(kind, question, chosen[0].text)
+            if not short and kind in _TYPED:
+                # Asked for a date, number or amount and the best sentences hold none: the
+                # honest reply is that the briefing doesn't say, not a nearby sentence.
+                return Answer(question=question, answer=NOT_COVERED, abstained=True, answerer=self.name)
+        citations = [
+            Citation(n=i + 1, document=p.document, title=p.title, sentence_id=p.sentence_id, text=p.text,
+                     start=p.start, end=p.end, location=p.location, heading=p.heading)
+            for i, p in enumerate(chosen)
+        ]
+        quotes = []
+        for i, p in enumerate(chosen):
+            quotes.append(f"\u201c{_marked(p.text, span if i == 0 else None)}\u201d [{i + 1}]")
+        body = " ".join(quotes)
+        text = f"{short}. {body}" if short else body
+        return Answer(question=question, answer=text, abstained=False, citations=citations,
+                      answerer=self.name, short_answer=short)
+
+    def _choose(self, kind: str, question: str, passages: Sequence[Passage]) -> list[Passage]:
+        top = passages[0]
+        first = top
+        if kind != "other" and not short_answer(kind, question, top.text)[0]:
+            # A close runner-up that holds the kind of answer asked for beats a top hit that doesn't.
+            for p in passages[1:3]:
+                if p.score >= top.score - 0.08 and short_answer(kind, question, p.text)[0]:
+                    first = p
+                    break
+        chosen = [first]
+        for p in passages:
+            if len(chosen) >= self.max_quotes:
+                break
+            if p is not first and p.score >= first.score - 0.03 and p.text != first.text:
+                chosen.append(p)
+        return chosen

@@ -1,0 +1,265 @@
+"""Incremental, crash-safe index builds.
+
+A document whose bytes hash the same as in the live index keeps its sentences and vectors;
+new sentences are looked up in the embedding cache before the model is asked. One build at a
+time per index folder (a file lock); the result is written beside the live index and swapped
+in by ``store.write_snapshot``, so a failure at any point leaves the old index serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+from filelock import FileLock, Timeout
+from tqdm import tqdm
+
+from bot.config import Settings
+from bot.ingest.loaders import DocumentError, list_documents, load_document
+from bot.ingest.segment import segment
+from bot.knowledge.embed import EmbeddingCache, Encoder
+from bot.knowledge.report import ChangeReport
+from bot.knowledge.store import (
+    DocumentRecord,
+    IndexCorrupt,
+    IndexMissing,
+    IndexSnapshot,
+    SentenceTable,
+    load_snapshot,
+    new_version_name,
+    now_iso,
+    remove_stale,
+    write_snapshot,
+)
+from bot.knowledge.terms import terms
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".lock"
+
+
+class BuildBusy(Exception):
+    """Another process holds the build lock for this index folder."""
+
+
+@dataclass
+class _DocRows:
+    record: DocumentRecord  # first_row is filled in when rows are laid out
+    ids: list[str]
+    texts: list[str]
+    headings: list[str]
+    index: list[int]
+    start: list[int]
+    end: list[int]
+    paragraph: list[int]
+    position: list[int]
+    vectors: np.ndarray | None = None
+
+
+def sentence_id(document: str, index: int, text: str) -> str:
+    """Stable across rebuilds: same document, same place, same words -> same id."""
+    return f"{document}:{index}:{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_index(
+    settings: Settings,
+    encoder: Encoder,
+    rebuild: bool = False,
+    progress: bool = False,
+    lock_timeout: float = 600.0,
+) -> tuple[ChangeReport, IndexSnapshot | None]:
+    """Bring the index in ``settings.index_dir`` up to date with ``settings.documents_dir``."""
+    started = time.perf_counter()
+    index_dir = Path(settings.index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(index_dir / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("another build holds %s; waiting up to %.0fs", index_dir / LOCK_NAME, lock_timeout)
+        if progress:
+            print(f"another briefbot build is running on {index_dir}/; waiting for it...", file=sys.stderr)
+        try:
+            lock.acquire(timeout=lock_timeout)
+        except Timeout:
+            raise BuildBusy(f"another build is still running on {index_dir}/ (lock {LOCK_NAME}); try again later") from None
+    try:
+        report = ChangeReport()
+        remove_stale(index_dir)
+        previous = None
+        try:
+            previous = load_snapshot(index_dir, model=encoder.name)
+        except IndexMissing:
+            pass
+        except IndexCorrupt as exc:
+            report.notes.append(f"the existing index could not be used ({exc}); rebuilt from scratch")
+        snapshot = _build_locked(settings, encoder, previous, rebuild, progress, report)
+        report.seconds = time.perf_counter() - started
+        return report, snapshot
+    finally:
+        lock.release()
+
+
+def _build_locked(settings, encoder, previous, rebuild, progress, report) -> IndexSnapshot | None:
+    docs_dir = Path(settings.documents_dir)
+    if not docs_dir.is_dir():
+        raise FileNotFoundError(f"documents folder {docs_dir}/ does not exist")
+    old = {d.name: d for d in previous.documents} if previous else {}
+    max_bytes = int(settings.max_document_mb * 1024 * 1024)
+    kept: list[_DocRows] = []
+    seen: set[str] = set()
+    paths = list_documents(docs_dir)
+    for path in tqdm(paths, desc="documents", unit="doc", disable=not progress or len(paths) < 50, file=sys.stderr):
+        name = path.relative_to(docs_dir).as_posix()
+        seen.add(name)
+        try:
+            digest = file_hash(path)
+        except OSError as exc:
+            report.failed.append((name, f"unreadable ({exc.strerror or exc})"))
+            continue
+        before = old.get(name)
+        if before and before.content_hash == digest and not rebuild:
+            kept.append(_reuse(previous, before))
+            report.unchanged.append(name)
+            continue
+        try:
+            doc = load_document(path, docs_dir, max_bytes=max_bytes)
+            rows = _segment_document(doc, digest)
+        except DocumentError as exc:
+            report.failed.append((name, exc.reason))
+            continue
+        except Exception as exc:  # a parser bug must cost one document, not the build
+            log.exception("loading %s failed", name)
+            report.failed.append((name, f"could not be read ({type(exc).__name__}: {exc})"))
+            continue
+        if not rows.ids:
+            report.failed.append((name, "no sentences found"))
+            continue
+        kept.append(rows)
+        (report.changed if before else report.added).append(name)
+    report.removed = sorted(set(old) - seen)
+    # A document that failed now but was indexed before is kept as it was: loses nothing.
+    for name, _reason in report.failed:
+        if name in old and name not in report.removed:
+            kept.append(_reuse(previous, old[name]))
+            report.notes.append(f"{name}: kept the previously indexed version")
+    if previous and not rebuild and not report.has_changes:
+        report.index_version = previous.version
+        return previous
+    report.sentences_embedded = _fill_vectors(settings, encoder, kept, progress)
+    snapshot = _assemble(encoder, kept)
+    write_snapshot(Path(settings.index_dir), snapshot)
+    report.index_version = snapshot.version
+    report.swapped = True
+    return snapshot
+
+
+def _segment_document(doc, digest: str) -> _DocRows:
+    sentences, _headings = segment(doc.text)
+    rows = _DocRows(
+        record=DocumentRecord(doc.name, doc.title, digest, len(sentences), now_iso(), 0),
+        ids=[], texts=[], headings=[], index=[], start=[], end=[], paragraph=[], position=[],
+    )
+    for s in sentences:
+        rows.ids.append(sentence_id(doc.name, s.index, s.text))
+        rows.texts.append(s.text)
+        rows.headings.append(s.heading)
+        rows.index.append(s.index)
+        rows.start.append(s.start)
+        rows.end.append(s.end)
+        rows.paragraph.append(s.paragraph)
+        rows.position.append(s.position)
+    return rows
+
+
+def _reuse(previous: IndexSnapshot, record: DocumentRecord) -> _DocRows:
+    lo, hi = record.first_row, record.first_row + record.sentences
+    t = previous.sentences
+    return _DocRows(
+        record=record,
+        ids=t.ids[lo:hi], texts=t.texts[lo:hi], headings=t.headings[lo:hi],
+        index=t.index[lo:hi].tolist(), start=t.start[lo:hi].tolist(), end=t.end[lo:hi].tolist(),
+        paragraph=t.paragraph[lo:hi].tolist(), position=t.position[lo:hi].tolist(),
+        vectors=previous.vectors[lo:hi],
+    )
+
+
+def _fill_vectors(settings, encoder: Encoder, docs: list[_DocRows], progress: bool) -> int:
+    """Vectors for new documents: from the cache where seen before, else from the model."""
+    pending = [d for d in docs if d.vectors is None]
+    if not pending:
+        return 0
+    cache = EmbeddingCache(Path(settings.index_dir) / "embeddings.sqlite", encoder.name, encoder.dimension)
+    try:
+        texts = sorted({t for d in pending for t in d.texts})
+        found = cache.get_many(texts)
+        missing = [t for t in texts if t not in found]
+        if missing:
+            bar = tqdm(total=len(missing), desc="embedding", unit="sent", file=sys.stderr,
+                       disable=not progress or len(missing) < 200)
+            with bar:
+                vecs = encoder.encode(missing, on_batch=bar.update)
+            cache.put_many(missing, vecs)
+            found.update(zip(missing, vecs))
+        for d in pending:
+            d.vectors = np.stack([found[t] for t in d.texts]).astype(np.float32, copy=False)
+        return len(missing)
+    finally:
+        cache.close()
+
+
+def _assemble(encoder: Encoder, docs: list[_DocRows]) -> IndexSnapshot:
+    docs = sorted(docs, key=lambda d: d.record.name)
+    records, row = [], 0
+    for d in docs:
+        r = d.record
+        records.append(DocumentRecord(r.name, r.title, r.content_hash, len(d.ids), r.indexed_at, row))
+        row += len(d.ids)
+
+    def cat(attr):
+        return [x for d in docs for x in getattr(d, attr)]
+
+    def ints(attr):
+        return np.asarray(cat(attr), dtype=np.int32)
+
+    doc_of_row = np.repeat(np.arange(len(docs), dtype=np.int32), [len(d.ids) for d in docs])
+    table = SentenceTable(cat("ids"), cat("texts"), cat("headings"), doc_of_row, ints("index"), ints("start"),
+                          ints("end"), ints("paragraph"), ints("position"))
+    dim = encoder.dimension
+    vectors = np.concatenate([d.vectors for d in docs]) if docs else np.zeros((0, dim), np.float32)
+    index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    bm25 = None
+    if len(table):
+        bm25 = bm25s.BM25()
+        bm25.index([terms(f"{h} {t}") or ["_"] for h, t in zip(table.headings, table.texts)], show_progress=False)
+    content_key = hashlib.sha1("".join(r.content_hash for r in records).encode()).hexdigest()
+    n = index.ntotal
+    stored = faiss.rev_swig_ptr(index.get_xb(), n * dim).reshape(n, dim) if n else vectors
+    return IndexSnapshot(
+        version=new_version_name(content_key),
+        built_at=now_iso(),
+        model=encoder.name,
+        dimension=dim,
+        documents=records,
+        sentences=table,
+        vectors=stored,
+        faiss_index=index,
+        bm25=bm25,
+    )

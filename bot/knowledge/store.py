@@ -1,0 +1,272 @@
+"""The index on disk: versioned folders swapped in atomically, and their in-memory form.
+
+``index/CURRENT`` names the live ``v-*`` folder. A build writes a complete new folder, then
+replaces ``CURRENT`` with one ``os.replace``: a reader sees the old version or the new one,
+never a mix, and a build that dies half way leaves only a ``.tmp-*`` folder that the next build
+removes. Nothing is pickled: FAISS's own format, SQLite, JSON and NumPy arrays without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import bm25s
+import faiss
+import numpy as np
+
+FORMAT = 1
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+VECTORS = "sentences.faiss"
+META = "meta.sqlite"
+BM25_DIR = "bm25"
+
+
+class IndexMissing(Exception):
+    """There is no index yet: build one."""
+
+
+class IndexCorrupt(Exception):
+    """The index on disk can't be used (truncated, other model, other format); rebuild it."""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    name: str
+    title: str
+    content_hash: str
+    sentences: int
+    indexed_at: str
+    first_row: int  # a document's sentences occupy rows [first_row, first_row + sentences)
+
+
+@dataclass
+class SentenceTable:
+    """Column-wise sentence metadata; row i matches vector i in FAISS and document i in BM25."""
+
+    ids: list[str]
+    texts: list[str]
+    headings: list[str]
+    doc: np.ndarray  # int32 row -> document number
+    index: np.ndarray  # position of the sentence in its document
+    start: np.ndarray
+    end: np.ndarray
+    paragraph: np.ndarray
+    position: np.ndarray  # sentence number inside its paragraph
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class IndexSnapshot:
+    """One immutable, fully loaded version of the index; answers hold on to one snapshot."""
+
+    version: str
+    built_at: str
+    model: str
+    dimension: int
+    documents: list[DocumentRecord]
+    sentences: SentenceTable
+    vectors: np.ndarray  # (n, dimension) float32, L2-normalized
+    faiss_index: faiss.Index
+    bm25: bm25s.BM25 | None
+    path: Path | None = None
+
+    def __post_init__(self):
+        self.row_of = {sid: i for i, sid in enumerate(self.sentences.ids)}
+        self.doc_by_name = {d.name: i for i, d in enumerate(self.documents)}
+
+
+def new_version_name(content_key: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{content_key[:6]}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_snapshot(index_dir: Path, snap: IndexSnapshot) -> Path:
+    """Write ``snap`` as a new version folder and make it the live one."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    tmp = index_dir / f".tmp-{snap.version}-{os.getpid()}"
+    final = index_dir / f"v-{snap.version}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    faiss.write_index(snap.faiss_index, str(tmp / VECTORS))
+    _write_meta(tmp / META, snap)
+    if snap.bm25 is not None:
+        snap.bm25.save(str(tmp / BM25_DIR), show_progress=False)
+    files = {}
+    for path in sorted(tmp.rglob("*")):
+        if path.is_file():
+            files[str(path.relative_to(tmp))] = path.stat().st_size
+    manifest = {
+        "format": FORMAT,
+        "version": snap.version,
+        "built_at": snap.built_at,
+        "model": snap.model,
+        "dimension": snap.dimension,
+        "sentences": len(snap.sentences),
+        "documents": {
+            d.name: {"hash": d.content_hash, "title": d.title, "sentences": d.sentences, "indexed_at": d.indexed_at}
+            for d in snap.documents
+        },
+        "files": files,
+    }
+    _write_json_durably(tmp / MANIFEST, manifest)
+    _fsync_dir(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    pointer = index_dir / f".{CURRENT}.{os.getpid()}"
+    pointer.write_text(final.name + "\n")
+    _fsync_file(pointer)
+    os.replace(pointer, index_dir / CURRENT)
+    _fsync_dir(index_dir)
+    snap.path = final
+    return final
+
+
+def current_version_dir(index_dir: Path) -> Path:
+    pointer = index_dir / CURRENT
+    if not pointer.is_file():
+        raise IndexMissing(f"no index in {index_dir}/ yet")
+    name = pointer.read_text().strip()
+    folder = index_dir / name
+    if not name.startswith("v-") or "/" in name or not folder.is_dir():
+        raise IndexCorrupt(f"{pointer} names {name!r}, which is not an index folder")
+    return folder
+
+
+def load_snapshot(index_dir: Path, model: str | None = None, dimension: int | None = None) -> IndexSnapshot:
+    """Load the live version, checking it against the expected model before trusting it."""
+    folder = current_version_dir(index_dir)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"{folder.name}/{MANIFEST} is unreadable ({exc})") from None
+    if manifest.get("format") != FORMAT:
+        raise IndexCorrupt(f"index format {manifest.get('format')!r}, this briefbot reads format {FORMAT}")
+    if model is not None and manifest.get("model") != model:
+        raise IndexCorrupt(f"index was built with model {manifest.get('model')!r}, settings ask for {model!r}")
+    if dimension is not None and manifest.get("dimension") != dimension:
+        raise IndexCorrupt(f"index vectors have dimension {manifest.get('dimension')}, the model gives {dimension}")
+    for rel, size in manifest.get("files", {}).items():
+        path = folder / rel
+        if not path.is_file():
+            raise IndexCorrupt(f"{folder.name}/{rel} is missing")
+        if path.stat().st_size != size:
+            raise IndexCorrupt(f"{folder.name}/{rel} is {path.stat().st_size} bytes, expected {size} (truncated?)")
+    try:
+        index = faiss.read_index(str(folder / VECTORS))
+        documents, table = _read_meta(folder / META)
+        bm25 = bm25s.BM25.load(str(folder / BM25_DIR), show_progress=False) if (folder / BM25_DIR).is_dir() else None
+    except Exception as exc:  # faiss and sqlite raise assorted types on damaged files
+        raise IndexCorrupt(f"{folder.name} is damaged ({type(exc).__name__}: {exc})") from None
+    n = len(table)
+    if index.ntotal != n or index.d != manifest["dimension"] or manifest.get("sentences") != n:
+        raise IndexCorrupt(f"{folder.name} is inconsistent: {index.ntotal} vectors for {n} sentences")
+    vectors = faiss.rev_swig_ptr(index.get_xb(), n * index.d).reshape(n, index.d) if n else np.zeros((0, index.d), np.float32)
+    return IndexSnapshot(
+        version=manifest["version"],
+        built_at=manifest["built_at"],
+        model=manifest["model"],
+        dimension=manifest["dimension"],
+        documents=documents,
+        sentences=table,
+        vectors=vectors,
+        faiss_index=index,
+        bm25=bm25,
+        path=folder,
+    )
+
+
+def remove_stale(index_dir: Path, keep: int = 2, min_age_s: float = 0.0) -> list[str]:
+    """Delete leftovers of dead builds and all but the newest ``keep`` versions (live one always kept)."""
+    if not index_dir.is_dir():
+        return []
+    try:
+        live = current_version_dir(index_dir).name
+    except (IndexMissing, IndexCorrupt):
+        live = None
+    removed = []
+    now = time.time()
+    for path in index_dir.iterdir():
+        if path.name.startswith((".tmp-", f".{CURRENT}.")) and now - path.stat().st_mtime >= min_age_s:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            removed.append(path.name)
+    versions = sorted((p for p in index_dir.glob("v-*") if p.is_dir()), key=lambda p: p.name, reverse=True)
+    for path in [p for p in versions if p.name != live][max(0, keep - 1):]:
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    return removed
+
+
+def _write_meta(path: Path, snap: IndexSnapshot) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(
+            """
+            CREATE TABLE documents (num INTEGER PRIMARY KEY, name TEXT, title TEXT, hash TEXT,
+                                    sentences INTEGER, indexed_at TEXT, first_row INTEGER);
+            CREATE TABLE sentences (row INTEGER PRIMARY KEY, id TEXT, doc INTEGER, idx INTEGER,
+                                    start INTEGER, end INTEGER, paragraph INTEGER, position INTEGER,
+                                    heading TEXT, text TEXT);
+            """
+        )
+        db.executemany(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?)",
+            [(i, d.name, d.title, d.content_hash, d.sentences, d.indexed_at, d.first_row) for i, d in enumerate(snap.documents)],
+        )
+        t = snap.sentences
+        db.executemany(
+            "INSERT INTO sentences VALUES (?,?,?,?,?,?,?,?,?,?)",
+            zip(range(len(t)), t.ids, t.doc.tolist(), t.index.tolist(), t.start.tolist(), t.end.tolist(),
+                t.paragraph.tolist(), t.position.tolist(), t.headings, t.texts),
+        )
+        db.commit()
+    finally:
+        db.close()
+
+
+def _read_meta(path: Path) -> tuple[list[DocumentRecord], SentenceTable]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        docs = [DocumentRecord(*row) for row in db.execute(
+            "SELECT name, title, hash, sentences, indexed_at, first_row FROM documents ORDER BY num")]
+        rows = db.execute(
+            "SELECT id, text, heading, doc, idx, start, end, paragraph, position FROM sentences ORDER BY row"
+        ).fetchall()
+    finally:
+        db.close()
+    cols = list(zip(*rows)) if rows else [[] for _ in range(9)]
+    ints = [np.asarray(c, dtype=np.int32) for c in cols[3:]]
+    return docs, SentenceTable(list(cols[0]), list(cols[1]), list(cols[2]), *ints)
+
+
+def _write_json_durably(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=1))
+    _fsync_file(path)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
