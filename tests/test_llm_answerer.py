@@ -28,7 +28,7 @@ from bot.answering.llm import (
 from bot.answering.types import Answer, Citation, Passage, Turn
 from bot.answering.verify import key_terms, looks_like_instruction, missing_terms, verify_claims
 from bot.config import Settings
-from tests.fake_openai import FakeOpenAI
+from fake_openai import FakeOpenAI
 
 API_KEY = "sk-test-SECRET-0123456789"
 
