@@ -123,6 +123,12 @@ def test_markdown_without_heading_uses_file_name(tmp_path):
     assert (doc.title, doc.text) == ("Kursk troop notes", "Just text.")
 
 
+def test_markdown_front_matter_is_metadata(tmp_path):
+    source = '---\ntitle: "Kursk update"\ndate: 2024-11-20\n---\nTroops *arrived* in October.\n'
+    doc = load_document(write(tmp_path, "kursk.md", source), tmp_path)
+    assert (doc.title, doc.text) == ("Kursk update", "Troops arrived in October.")
+
+
 def test_html_blocks_headings_and_dropped_tags(tmp_path):
     markup = """<!DOCTYPE html><html><head><title>Briefing: Kursk</title>
     <style>p { color: red }</style><script>var x = "secret";</script></head>

@@ -168,10 +168,14 @@ def test_long_paragraph_without_breaks_is_chunked_exactly():
 
 def test_offsets_survive_a_segmenter_that_rewrites_whitespace(monkeypatch):
     class Rewriting:
-        def segment(self, text):  # joins with odd spacing and invents text
+        def process(self):  # odd spacing and invented text
             return ["Mr.  Biden left.", "INVENTED", "He   came back."]
 
-    monkeypatch.setattr(seg_module, "_segmenter", lambda: Rewriting())
+    class Segmenter:
+        def processor(self, text):
+            return Rewriting()
+
+    monkeypatch.setattr(seg_module, "_segmenter", lambda: Segmenter())
     text = "Mr. Biden left. He came back."
     sentences, _ = segment(text)
     assert [s.text for s in sentences] == ["Mr. Biden left.", "He came back."]
@@ -180,15 +184,59 @@ def test_offsets_survive_a_segmenter_that_rewrites_whitespace(monkeypatch):
 
 def test_segmenter_crash_keeps_paragraph_whole(monkeypatch):
     class Crashing:
-        def segment(self, text):
+        def processor(self, text):
             raise IndexError("boom")
 
     monkeypatch.setattr(seg_module, "_segmenter", lambda: Crashing())
     assert texts("One. Two.") == ["One. Two."]
 
 
+def test_closing_quote_left_by_pysbd_goes_back_to_its_sentence():
+    text = (
+        'Jean Corston said: "Each death in custody is a death too many. '
+        '"Yet we have seen vulnerable people entering custody." The report was published on Friday.'
+    )
+    assert texts(text) == [
+        'Jean Corston said: "Each death in custody is a death too many. '
+        '"Yet we have seen vulnerable people entering custody."',
+        "The report was published on Friday.",
+    ]
+
+
+def test_overlong_piece_is_cut_at_plain_sentence_ends_only(monkeypatch):
+    class Whole:  # what pysbd does after an unbalanced quote: one piece for everything
+        def __init__(self, text):
+            self.text = text
+
+        def process(self):
+            return [self.text]
+
+    class Segmenter:
+        def processor(self, text):
+            return Whole(text)
+
+    monkeypatch.setattr(seg_module, "_segmenter", lambda: Segmenter())
+    parts = [
+        '"The committee met Mr. Smith and Lloyd J. Austin in Washington on Monday to discuss the budget.',
+        '"U.S. officials said 8,000 troops, e.g. engineers, would move 3.5 km east by the end of the month!',
+        "Nobody at the Dept. of Defense would comment on the plan when asked about it later that day.",
+        "- The next item is a bullet in the middle of the paragraph that follows the other text.",
+    ]
+    text = " ".join(parts)
+    assert len(text) > seg_module.MAX_SENTENCE_CHARS
+    assert texts(text) == parts
+    short = "He met Mr. Smith. Then he left."
+    assert texts(short) == [short]  # short pieces are pysbd's call, not ours
+
+
+ANY_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from("\n .?!\"”"), max_size=300)
+TOKENS = ["Mr.", "U.S.", "J.", "e.g.", "3.5", "word", "Word", "officials", ".", "!", "?", '"', "“", "”", "'", "-", "\n", "\n\n", " ", "  "]
+# Prose-like token soup, long enough to reach the overlong-piece resplitting.
+PROSE = st.lists(st.sampled_from(TOKENS), max_size=400).map(" ".join)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from("\n .?!\"”"), max_size=300))
+@given(ANY_TEXT | PROSE)
 def test_offsets_always_map_back(raw):
     text = normalize_text(raw)
     sentences, headings = segment(text)

@@ -145,7 +145,7 @@ def decode_text(raw: bytes) -> str:
         text = raw.decode("cp1252")
     except UnicodeDecodeError:
         raise DocumentError("not valid UTF-8 text") from None
-    non_ascii = sum(1 for ch in text if ord(ch) > 127)
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
     if non_ascii > _MAX_CP1252_NON_ASCII_SHARE * len(text) or not any(ch.isalpha() for ch in text):
         raise DocumentError("not valid UTF-8 text")
     return text
@@ -189,12 +189,24 @@ def html_to_text(markup: str) -> tuple[str, str]:
     return soup.get_text(), title
 
 
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
+
+
 def markdown_to_text(source: str) -> tuple[str, str]:
-    """Render with a real CommonMark parser, then reuse the HTML path; the title is the first h1."""
+    """Render with a real CommonMark parser, then reuse the HTML path; the title is the first h1.
+
+    YAML front matter is metadata, not prose; its ``title:`` is used when there is no h1."""
     from markdown_it import MarkdownIt
 
+    meta_title = ""
+    if front := _FRONT_MATTER.match(source):
+        source = source[front.end():]
+        if found := _FRONT_MATTER_TITLE.search(front.group(1)):
+            meta_title = _one_line(found.group(1).strip("\"'"))
     html = MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(source)
-    return html_to_text(html)
+    text, title = html_to_text(html)
+    return text, title or meta_title
 
 
 # --------------------------------------------------------------------------- DOCX

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import pysbd
+from pysbd.lang.english import English
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,24 @@ MAX_HEADING_WORDS = 10
 MAX_HEADING_CHARS = 80
 # A line ending like a sentence or a quotation is prose, not a heading.
 _CLOSING = tuple(".!?:;,\"'”’)]»…")
-# Above this, pysbd gets slower per character, so long paragraphs are cut first at
-# boundaries no abbreviation can produce: a lowercase word of 3+ letters, a full stop,
-# a space and a capitalised word.
+
+# pysbd gets slower per character on long inputs, so very long paragraphs are cut first at
+# breaks no abbreviation can produce: a lowercase word of 3+ letters, a full stop, a space
+# and a capitalised word.
 _CHUNK_CHARS = 4000
 _SAFE_BREAK = re.compile(r"(?<![^\s(\"“‘'])[a-z]{3,}[.!?][\"”’')]*\s+(?=[\"“‘(]?[A-Z])")
+
+# Longer "sentences" from pysbd are almost always quote-grouping artefacts (see _resplit).
+MAX_SENTENCE_CHARS = 300
+_TERMINAL_GAP = re.compile(r"(?<=\w)([.!?])[\"”’')]*\s+(?=[\"“‘(]?[A-Z]|[-–—•*] )")
+_LAST_WORD = re.compile(r"\S*$")
+_ABBREVIATIONS = frozenset(
+    a.strip().lower()
+    for a in English.Abbreviation.ABBREVIATIONS + English.Abbreviation.PREPOSITIVE_ABBREVIATIONS
+)
+
+# pysbd sometimes leaves a closing quote at the start of the next sentence: '" The next...'.
+_STRAY_CLOSER = re.compile(r"\s*[\"”’']+(?=\s|$)")
 
 
 @lru_cache(maxsize=1)
@@ -71,27 +85,52 @@ def _chunks(paragraph: str) -> list[str]:
     return chunks
 
 
+def _resplit(piece: str) -> list[str]:
+    """pysbd keeps everything between quote marks together, so one unbalanced quote (common
+    in scraped news) swallows whole paragraphs; cut such overlong pieces at plain sentence
+    ends, skipping initials, dotted forms (U.S.) and pysbd's own abbreviation list."""
+    if len(piece) <= MAX_SENTENCE_CHARS:
+        return [piece]
+    ends = []
+    for match in _TERMINAL_GAP.finditer(piece):
+        if match.group(1) == ".":
+            word = _LAST_WORD.search(piece, max(0, match.start() - 40), match.start()).group()
+            word = word.lstrip("\"“‘'([")
+            if len(word) < 2 or "." in word or word.lower() in _ABBREVIATIONS:
+                continue
+        if match.end() < len(piece):
+            ends.append(match.end())
+    return [piece[a:b] for a, b in zip([0, *ends], [*ends, len(piece)])]
+
+
 def _split(paragraph: str) -> list[str]:
     pieces: list[str] = []
     for chunk in _chunks(paragraph):
         try:
-            pieces.extend(_segmenter().segment(chunk))
+            # The sentence list without pysbd's own char-span pass: that pass costs a third
+            # of the time and we compute offsets ourselves anyway.
+            found = _segmenter().processor(chunk).process()
         except Exception:  # pysbd has crashed on odd inputs; one unsplit piece is still correct
-            pieces.append(chunk)
+            found = [chunk]
+        for piece in found:
+            pieces.extend(_resplit(piece))
     return pieces
 
 
 def _cuts(paragraph: str, pieces: list[str]) -> list[int]:
     """Offsets in ``paragraph`` where each piece ends, matched on non-space characters."""
-    if "".join(pieces) == paragraph:  # the usual case: pysbd kept every character
-        cuts, pos = [], 0
-        for piece in pieces:
-            pos += len(piece)
-            cuts.append(pos)
+    cuts, pos = [], 0
+    for piece in pieces:  # the usual case: verbatim pieces separated by whitespace
+        found = paragraph.find(piece, pos)
+        if not piece or found < 0 or paragraph[pos:found].strip():
+            break
+        pos = found + len(piece)
+        cuts.append(pos)
+    else:
         return cuts
     # Slow path: the segmenter changed whitespace or text; re-find each piece in order.
     positions = [m.start() for m in re.finditer(r"\S", paragraph)]
-    dense = "".join(paragraph[i] for i in positions)
+    dense = re.sub(r"\s+", "", paragraph)
     cuts, k = [], 0
     for piece in pieces:
         needle = "".join(piece.split())
@@ -130,7 +169,12 @@ def segment(text: str) -> tuple[list[Sentence], list[Heading]]:
             heading = line
             headings.append(Heading(line, start, end))
             continue
-        cuts = [c for c in _cuts(line, _split(line)) if 0 < c < len(line)]
+        cuts = []
+        for cut in _cuts(line, _split(line)):
+            if (closer := _STRAY_CLOSER.match(line, cut)) and closer.end() > cut:
+                cut = closer.end()
+            if 0 < cut < len(line) and (not cuts or cut > cuts[-1]):
+                cuts.append(cut)
         position = 0
         for a, b in zip([0, *cuts], [*cuts, len(line)]):
             piece = line[a:b]
