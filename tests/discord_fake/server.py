@@ -345,10 +345,11 @@ class FakeDiscord:
         resource: dict = {"type": rtype}
         if rtype in (4, 5, 7):
             data = rec.json.get("data") or {}
+            # a deferral creates the original response as a "loading" message (flag 128)
             msg = self.message(channel_id=inter.payload.get("channel_id", self.channel_id),
                                author=self.bot_user, content=data.get("content", ""),
                                embeds=data.get("embeds", []), components=data.get("components", []),
-                               flags=data.get("flags", 0), webhook_id=self.app_id)
+                               flags=data.get("flags", 0) | (128 if rtype == 5 else 0), webhook_id=self.app_id)
             resource["message"] = msg
             self.messages.setdefault(msg["channel_id"], []).append(msg)
             inter.messages.append(msg)
@@ -374,6 +375,13 @@ class FakeDiscord:
         body = rec.json or {}
         inter.followups.append(body)
         channel_id = inter.payload.get("channel_id", self.channel_id)
+        loading = next((m for m in inter.messages if m["flags"] & 128), None)
+        if loading is not None:
+            # As on Discord, the first follow-up after a deferral fills in the "thinking" message.
+            loading.update(content=body.get("content", ""), embeds=body.get("embeds", []),
+                           components=body.get("components", []), flags=loading["flags"] & ~128)
+            self._touch()
+            return _json(loading) if request.query.get("wait") in ("true", "1") else web.Response(status=204)
         msg = self.message(channel_id=channel_id, author=self.bot_user, content=body.get("content", ""),
                            embeds=body.get("embeds", []), components=body.get("components", []),
                            flags=body.get("flags", 0), webhook_id=self.app_id,
@@ -406,6 +414,7 @@ class FakeDiscord:
             return _json({"message": "401: Unauthorized", "code": 0}, 401)
         body = rec.json or {}
         ref = (body.get("message_reference") or {}).get("message_id")
+        ref = str(ref) if ref is not None else None
         msg = self.message(channel_id=cid, author=self.bot_user, content=body.get("content", ""),
                            embeds=body.get("embeds", []), components=body.get("components", []), reference=ref,
                            attachments=[{"id": self.snowflake(), "filename": n, "size": len(b)} for n, b in rec.files.items()])

@@ -108,6 +108,7 @@ class AskCog(commands.Cog):
                 sent = await interaction.followup.send(wait=True, **kw)
                 bot.store.link_message(sent.id, aid)
                 first = first or sent
+            bot.limiter.release(user.id)  # answered: the next question may come while the thread opens
             if first is not None and not in_thread and not answer.error:
                 thread = await self._open_thread(channel, first, question)
                 if thread is not None:
@@ -176,6 +177,7 @@ class AskCog(commands.Cog):
                     sent = await message.channel.send(**kw)
                 bot.store.link_message(sent.id, aid)
                 first = first or sent
+            bot.limiter.release(message.author.id)
             if first is not None and not in_thread and replied is None and not dm and not answer.error:
                 thread = await self._open_thread(message.channel, first, question)
                 if thread is not None:
