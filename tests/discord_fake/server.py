@@ -13,6 +13,7 @@ import json
 import re
 import socket
 import time
+from urllib.parse import quote
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -222,7 +223,7 @@ class FakeDiscord:
         r.add_post(api + "/channels/{cid}/messages", self._create_message)
         r.add_post(api + "/channels/{cid}/typing", self._typing)
         r.add_post(api + "/channels/{cid}/messages/{mid}/threads", self._create_thread)
-        r.add_get("/attachments/{cid}/{aid}/{name}", self._attachment)
+        r.add_get("/attachments/{cid}/{aid}/{name:.+}", self._attachment)
         r.add_route("*", "/{tail:.*}", self._unknown)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -604,7 +605,7 @@ class FakeDiscord:
         for key, (filename, data) in (files or {}).items():
             aid = self.snowflake()
             self.attachments[aid] = data
-            url = f"https://cdn.discordapp.com/attachments/{payload['channel_id']}/{aid}/{filename}"
+            url = f"https://cdn.discordapp.com/attachments/{payload['channel_id']}/{aid}/{quote(filename, safe='')}"
             resolved.setdefault("attachments", {})[aid] = {
                 "id": aid, "filename": filename, "size": len(data), "url": url, "proxy_url": url,
                 "content_type": "text/plain"}

@@ -25,6 +25,14 @@ class UploadExists(UploadRejected):
     """A document with that name exists and overwrite was not asked for."""
 
 
+try:  # the core's own refusal (raised by Engine.add_document) reads the same to an admin
+    from bot.ingest.uploads import UploadRefused as _CoreRefusal
+except ImportError:  # pragma: no cover - older core
+    _CoreRefusal = UploadRejected
+
+REFUSALS: tuple[type[Exception], ...] = (UploadRejected, _CoreRefusal)
+
+
 def sanitize_filename(name: str) -> str:
     """A safe, flat file name for ``name`` or :class:`UploadRejected`."""
     name = unicodedata.normalize("NFKC", name or "")
@@ -35,7 +43,8 @@ def sanitize_filename(name: str) -> str:
         raise UploadRejected(f"the file needs one of these extensions: {', '.join(ALLOWED_TYPES)}")
     ext = "." + ext.lower()
     if ext not in ALLOWED_TYPES:
-        raise UploadRejected(f"`{ext}` files are not accepted; use one of {', '.join(ALLOWED_TYPES)}")
+        shown = "." + re.sub(r"[^a-z0-9]", "", ext)[:10]
+        raise UploadRejected(f"`{shown}` files are not accepted; use one of {', '.join(ALLOWED_TYPES)}")
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem)
     stem = re.sub(r"\.{2,}", ".", stem).strip(".-_ ")
     stem = stem[:100].rstrip(".-_ ")

@@ -105,8 +105,10 @@ class AdminCog(commands.Cog):
             uploads.check_size(len(data), settings.upload_max_mb)
             await asyncio.to_thread(uploads.check_content, name, data)
             saved, replaced, result = await self.bot.builds.upload(name, data, overwrite)
-        except uploads.UploadRejected as exc:
-            await interaction.followup.send(f"Upload refused: {exc}. Nothing was changed.", allowed_mentions=NO_MENTIONS)
+        except uploads.REFUSALS as exc:
+            reason = str(exc) if isinstance(exc, uploads.UploadRejected) else escape(str(exc))  # ours name no user text
+            await interaction.followup.send(f"Upload refused: {reason}. Nothing was changed.",
+                                            allowed_mentions=NO_MENTIONS)
             return
         except (discord.HTTPException, ValueError, OSError) as exc:
             log.exception("upload failed name=%s", name)
