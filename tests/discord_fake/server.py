@@ -116,8 +116,9 @@ class FakeInteraction:
 class Gateway:
     """One WebSocket connection from the bot."""
 
-    def __init__(self, ws: web.WebSocketResponse):
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request):
         self.ws = ws
+        self.request = request
         self.identified = asyncio.Event()
 
 
@@ -455,7 +456,7 @@ class FakeDiscord:
             return await self._unknown(request)
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
-        gw = Gateway(ws)
+        gw = Gateway(ws, request)
         self.gateways.append(gw)
         await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
         try:
@@ -529,6 +530,13 @@ class FakeDiscord:
         """Close the live connection with a resumable error code, as Discord does on a blip."""
         for gw in list(self.gateways):
             await gw.ws.close(code=code, message=b"fake drop")
+
+    async def cut_gateway(self) -> None:
+        """Drop the TCP connection without a close frame, as a network failure does."""
+        for gw in list(self.gateways):
+            if gw.request.transport is not None:
+                gw.request.transport.abort()
+            gw.identified.clear()
 
     async def request_reconnect(self) -> None:
         for gw in list(self.gateways):

@@ -60,6 +60,14 @@ class BriefBot(commands.Bot):
             synced = await self.tree.sync()
         log.info("commands synced count=%d scope=%s", len(synced),
                  "guild" if self.settings.discord_guild_id else "global")
+        self._warm = asyncio.get_running_loop().create_task(self._warm_up())
+
+    async def _warm_up(self) -> None:
+        """Load the model and index before the first question, so it isn't the slow one."""
+        try:
+            await asyncio.to_thread(self.engine.status)
+        except Exception as exc:  # no index yet: the first /reindex or question builds it
+            log.warning("index not ready at start: %s", exc)
 
     async def on_ready(self) -> None:
         log.info("connected as %s (id %s) guilds=%d", self.user, getattr(self.user, "id", "?"), len(self.guilds))
