@@ -29,6 +29,10 @@ META = "meta.sqlite"
 BM25_DIR = "bm25"
 
 
+# What load_snapshot needs from a manifest, and of which type.
+_MANIFEST_FIELDS = {"version": str, "built_at": str, "model": str, "dimension": int, "sentences": int, "files": dict}
+
+
 class IndexMissing(Exception):
     """There is no index yet: build one."""
 
@@ -97,8 +101,16 @@ def now_iso() -> str:
 def write_snapshot(index_dir: Path, snap: IndexSnapshot) -> Path:
     """Write ``snap`` as a new version folder and make it the live one."""
     index_dir.mkdir(parents=True, exist_ok=True)
-    tmp = index_dir / f".tmp-{snap.version}-{os.getpid()}"
     final = index_dir / f"v-{snap.version}"
+    if final.exists():
+        # A build in the same second as the live one gets the live folder's name; never
+        # delete a folder that may be serving: give this version a name of its own.
+        base, n = snap.version, 2
+        while (index_dir / f"v-{base}-{n}").exists():
+            n += 1
+        snap.version = f"{base}-{n}"
+        final = index_dir / f"v-{snap.version}"
+    tmp = index_dir / f".tmp-{snap.version}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -125,8 +137,6 @@ def write_snapshot(index_dir: Path, snap: IndexSnapshot) -> Path:
     }
     _write_json_durably(tmp / MANIFEST, manifest)
     _fsync_dir(tmp)
-    if final.exists():
-        shutil.rmtree(final)
     os.replace(tmp, final)
     pointer = index_dir / f".{CURRENT}.{os.getpid()}"
     pointer.write_text(final.name + "\n")
@@ -141,7 +151,10 @@ def current_version_dir(index_dir: Path) -> Path:
     pointer = index_dir / CURRENT
     if not pointer.is_file():
         raise IndexMissing(f"no index in {index_dir}/ yet")
-    name = pointer.read_text().strip()
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IndexCorrupt(f"{pointer} is unreadable ({exc})") from None
     folder = index_dir / name
     if not name.startswith("v-") or "/" in name or not folder.is_dir():
         raise IndexCorrupt(f"{pointer} names {name!r}, which is not an index folder")
@@ -155,13 +168,18 @@ def load_snapshot(index_dir: Path, model: str | None = None, dimension: int | No
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise IndexCorrupt(f"{folder.name}/{MANIFEST} is unreadable ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise IndexCorrupt(f"{folder.name}/{MANIFEST} is not an index manifest")
     if manifest.get("format") != FORMAT:
         raise IndexCorrupt(f"index format {manifest.get('format')!r}, this briefbot reads format {FORMAT}")
     if model is not None and manifest.get("model") != model:
         raise IndexCorrupt(f"index was built with model {manifest.get('model')!r}, settings ask for {model!r}")
     if dimension is not None and manifest.get("dimension") != dimension:
         raise IndexCorrupt(f"index vectors have dimension {manifest.get('dimension')}, the model gives {dimension}")
-    for rel, size in manifest.get("files", {}).items():
+    broken = [key for key, kind in _MANIFEST_FIELDS.items() if not isinstance(manifest.get(key), kind)]
+    if broken:
+        raise IndexCorrupt(f"{folder.name}/{MANIFEST} has no valid {', '.join(broken)}")
+    for rel, size in manifest["files"].items():
         path = folder / rel
         if not path.is_file():
             raise IndexCorrupt(f"{folder.name}/{rel} is missing")
@@ -174,7 +192,10 @@ def load_snapshot(index_dir: Path, model: str | None = None, dimension: int | No
     except Exception as exc:  # faiss and sqlite raise assorted types on damaged files
         raise IndexCorrupt(f"{folder.name} is damaged ({type(exc).__name__}: {exc})") from None
     n = len(table)
-    if index.ntotal != n or index.d != manifest["dimension"] or manifest.get("sentences") != n:
+    if index.d != manifest["dimension"]:
+        raise IndexCorrupt(f"{folder.name}/{VECTORS} holds vectors of dimension {index.d}, the manifest says "
+                           f"{manifest['dimension']} (another model's index?)")
+    if index.ntotal != n or manifest["sentences"] != n:
         raise IndexCorrupt(f"{folder.name} is inconsistent: {index.ntotal} vectors for {n} sentences")
     vectors = faiss.rev_swig_ptr(index.get_xb(), n * index.d).reshape(n, index.d) if n else np.zeros((0, index.d), np.float32)
     return IndexSnapshot(

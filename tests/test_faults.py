@@ -1,0 +1,445 @@
+"""Injected faults: a full disk half way through a build, SIGKILL during a build, damaged or
+foreign index files, and two builds at once. After each, the old index must keep answering,
+the next build must succeed, and no temporary files may stay behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import faiss
+import pytest
+from filelock import FileLock
+
+import bot.knowledge.build as build_module
+import bot.knowledge.store as store
+from bot.knowledge.build import BuildBusy, build_index
+from bot.knowledge.store import IndexCorrupt, IndexMissing, load_snapshot
+from conftest import BRIEFING_NAME, REPO, UMEROV_SENTENCE_START, clean_env, run_briefbot, tmp_leftovers
+
+UMEROV = "When was Umerov informed?"
+
+
+def live_version(settings, encoder) -> str:
+    return load_snapshot(Path(settings.index_dir), model=encoder.name).version
+
+
+def move_the_call(settings) -> None:
+    """Edit the briefing so the Austin-Umerov call moves from November 12th to November 14th."""
+    path = Path(settings.documents_dir) / BRIEFING_NAME
+    text = path.read_text(encoding="utf-8")
+    assert text.count("November 12th call") == 1
+    path.write_text(text.replace("November 12th call", "November 14th call"), encoding="utf-8")
+
+
+def assert_answers(engine, day: str, version: str | None = None) -> None:
+    answer = engine.ask(UMEROV)
+    assert answer.answer.startswith(day), answer.answer
+    assert answer.citations and answer.citations[0].text.startswith(UMEROV_SENTENCE_START.replace("12th", day[-4:]))
+    if version is not None:
+        assert answer.index_version == version
+
+
+def lock_is_free(index_dir: Path) -> bool:
+    lock = FileLock(str(Path(index_dir) / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Exception:
+        return False
+    lock.release()
+    return True
+
+
+def no_space(*_args, **_kwargs):
+    raise OSError(28, "No space left on device")
+
+
+# --------------------------------------------------------------------------- a write fails
+
+
+def _fail_faiss(monkeypatch):
+    monkeypatch.setattr(store.faiss, "write_index", no_space)
+
+
+def _fail_meta(monkeypatch):
+    monkeypatch.setattr(store, "_write_meta", no_space)
+
+
+def _fail_manifest(monkeypatch):
+    monkeypatch.setattr(store, "_write_json_durably", no_space)
+
+
+def _fail_pointer(monkeypatch):
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).name == store.CURRENT:
+            no_space()
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(store.os, "replace", replace)
+
+
+@pytest.mark.parametrize("inject", [_fail_faiss, _fail_meta, _fail_manifest, _fail_pointer],
+                         ids=["faiss", "meta", "manifest", "pointer"])
+def test_full_disk_half_way_leaves_the_old_index_answering(workspace, encoder, make_engine, monkeypatch, inject):
+    engine = make_engine(workspace)
+    old = engine.status().version
+    move_the_call(workspace)
+    with monkeypatch.context() as patch:
+        inject(patch)
+        with pytest.raises(OSError, match="No space left on device"):
+            engine.build()
+    # the engine that tried, a new engine and the files on disk all still serve the old version
+    assert_answers(engine, "November 12th", old)
+    assert_answers(make_engine(workspace), "November 12th", old)
+    assert live_version(workspace, encoder) == old
+    assert lock_is_free(workspace.index_dir)
+
+    report = engine.build()
+    assert report.changed == [BRIEFING_NAME] and report.swapped
+    assert report.sentences_embedded == 0  # the failed build had already cached the new sentence
+    assert tmp_leftovers(workspace.index_dir) == []
+    assert_answers(engine, "November 14th", report.index_version)
+    assert_answers(make_engine(workspace), "November 14th", report.index_version)
+    assert report.index_version != old
+
+
+def test_same_named_version_never_replaces_the_live_folder(workspace, encoder, make_engine, monkeypatch):
+    """A rebuild within the same second as the live build gets the same version name; its swap
+    must not delete the live folder first (a failure there would leave no index at all)."""
+    old = live_version(workspace, encoder)
+    monkeypatch.setattr(build_module, "new_version_name", lambda _key: old)
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).name.startswith("v-"):
+            no_space()
+        return real(src, dst, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store.os, "replace", replace)
+        with pytest.raises(OSError, match="No space left"):
+            build_index(workspace, encoder, rebuild=True)
+    assert live_version(workspace, encoder) == old
+    assert_answers(make_engine(workspace), "November 12th", old)
+
+    report, snap = build_index(workspace, encoder, rebuild=True)
+    assert report.index_version == snap.version != old  # two builds, two versions
+    assert live_version(workspace, encoder) == snap.version
+    assert tmp_leftovers(workspace.index_dir) == []
+
+
+# --------------------------------------------------------------------------- SIGKILL
+
+
+KILLED_BUILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from bot.config import Settings
+    from bot.knowledge import embed, store
+    from bot.knowledge.build import build_index
+
+    stage = sys.argv[3]
+    if stage == "embedding":
+        original_encode = embed.Encoder.encode
+
+        def encode(self, texts, *args, **kwargs):
+            print("EMBEDDING", len(texts), flush=True)
+            return original_encode(self, texts, *args, **kwargs)
+
+        embed.Encoder.encode = encode
+    else:
+        original_meta = store._write_meta
+
+        def write_meta(path, snap):
+            original_meta(path, snap)
+            print("WRITING", path.parent.name, flush=True)
+            time.sleep(300)
+
+        store._write_meta = write_meta
+    report, _ = build_index(Settings(documents_dir=Path(sys.argv[1]), index_dir=Path(sys.argv[2])), embed.Encoder())
+    print("DONE", report.to_json(), flush=True)
+    """
+)
+
+
+def start_build(settings, stage: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", KILLED_BUILD, str(settings.documents_dir), str(settings.index_dir), stage],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+    )
+
+
+def wait_for(proc: subprocess.Popen, marker: str, timeout: float = 150) -> str:
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    try:
+        line = proc.stdout.readline()
+    finally:
+        watchdog.cancel()
+    if not line.startswith(marker):
+        proc.kill()
+        raise AssertionError(f"build subprocess said {line!r}; stderr: {proc.stderr.read()[-2000:]}")
+    return line
+
+
+def kill9(proc: subprocess.Popen) -> None:
+    assert proc.poll() is None, "the build finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def generated_sentences(n: int) -> str:
+    """``n`` distinct sentences no cache has seen (the embedding must really run)."""
+    import random
+
+    rng = random.Random(time.time_ns())
+    items = ["blankets", "generators", "water pumps", "radios", "medical kits", "tyres", "rations"]
+    places = ["northern", "southern", "eastern", "western", "river", "harbour", "mountain"]
+    return "\n".join(
+        f"Convoy {i} carried {rng.randint(2, 900)} crates of {rng.choice(items)} to the "
+        f"{rng.choice(places)} depot, code {rng.getrandbits(40):x}, after a delay of {rng.randint(1, 48)} hours."
+        for i in range(n)
+    ) + "\n"
+
+
+@pytest.mark.slow
+def test_sigkill_while_embedding_keeps_old_index_and_lock_free(workspace, encoder, make_engine):
+    old = live_version(workspace, encoder)
+    n = 160  # ~4 s of embedding on 2 cores: long enough to be killed in the middle
+    (Path(workspace.documents_dir) / "convoys.txt").write_text(generated_sentences(n), encoding="utf-8")
+    proc = start_build(workspace, "embedding")
+    try:
+        line = wait_for(proc, "EMBEDDING")
+        assert int(line.split()[1]) == n  # nothing came from the cache
+        time.sleep(0.5)
+        # a second builder meanwhile is refused with a message, not left to corrupt anything
+        with pytest.raises(BuildBusy, match="another build is still running"):
+            build_index(workspace, encoder, lock_timeout=0.2)
+        kill9(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert lock_is_free(workspace.index_dir)
+    engine = make_engine(workspace)
+    assert_answers(engine, "November 12th", old)
+    assert [d.name for d in engine.sources()] == [BRIEFING_NAME]
+
+    report = engine.build()
+    assert report.added == ["convoys.txt"] and report.unchanged == [BRIEFING_NAME]
+    assert report.sentences_embedded == n
+    assert tmp_leftovers(workspace.index_dir) == []
+    assert lock_is_free(workspace.index_dir)
+    assert sorted(d.name for d in engine.sources()) == [BRIEFING_NAME, "convoys.txt"]
+    assert_answers(make_engine(workspace), "November 12th", report.index_version)
+
+
+@pytest.mark.slow
+def test_sigkill_while_writing_leaves_only_temp_files_that_the_next_build_removes(workspace, encoder, make_engine):
+    old = live_version(workspace, encoder)
+    move_the_call(workspace)
+    proc = start_build(workspace, "writing")
+    try:
+        wait_for(proc, "WRITING")
+        leftovers = tmp_leftovers(workspace.index_dir)
+        assert any(name.startswith(".tmp-") for name in leftovers)
+        kill9(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert lock_is_free(workspace.index_dir)
+    assert live_version(workspace, encoder) == old
+    assert_answers(make_engine(workspace), "November 12th", old)
+    assert tmp_leftovers(workspace.index_dir) == leftovers  # nothing else touched them
+
+    report, _ = build_index(workspace, encoder)
+    assert report.changed == [BRIEFING_NAME]
+    assert report.sentences_embedded == 0  # the killed build had cached its one new sentence
+    assert tmp_leftovers(workspace.index_dir) == []
+    assert_answers(make_engine(workspace), "November 14th", report.index_version)
+
+
+# --------------------------------------------------------------------------- damaged index
+
+
+def _live(idx: Path) -> Path:
+    return idx / (idx / "CURRENT").read_text().strip()
+
+
+def _edit_manifest(idx: Path, **changes) -> None:
+    path = _live(idx) / "manifest.json"
+    data = json.loads(path.read_text())
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    path.write_text(json.dumps(data))
+
+
+def _truncate_faiss(idx):
+    path = _live(idx) / "sentences.faiss"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _garble_faiss(idx):  # same size, so only reading it can tell
+    path = _live(idx) / "sentences.faiss"
+    path.write_bytes(b"\x00garbage" * (path.stat().st_size // 8) + b"\x00" * (path.stat().st_size % 8))
+
+
+def _garble_meta(idx):
+    path = _live(idx) / "meta.sqlite"
+    path.write_bytes(b"\xff" * path.stat().st_size)
+
+
+def _foreign_faiss(idx):
+    """Another model's vectors (768 dimensions) under this index's manifest."""
+    path = _live(idx) / "sentences.faiss"
+    n = faiss.read_index(str(path)).ntotal
+    other = faiss.IndexFlatIP(768)
+    other.add(faiss.randn(n * 768, 1).reshape(n, 768))
+    faiss.write_index(other, str(path))
+    _edit_manifest(idx, files={**json.loads((_live(idx) / "manifest.json").read_text())["files"],
+                               "sentences.faiss": path.stat().st_size})
+
+
+DAMAGE = {
+    "truncated faiss": (_truncate_faiss, r"sentences\.faiss is \d+ bytes, expected \d+ \(truncated\?\)"),
+    "garbled faiss": (_garble_faiss, r"is damaged"),
+    "deleted meta": (lambda idx: (_live(idx) / "meta.sqlite").unlink(), r"meta\.sqlite is missing"),
+    "garbled meta": (_garble_meta, r"is damaged"),
+    "garbled manifest": (lambda idx: (_live(idx) / "manifest.json").write_text("{not json"), r"manifest\.json is unreadable"),
+    "manifest not an object": (lambda idx: (_live(idx) / "manifest.json").write_text("null"), r"manifest\.json"),
+    "manifest without version": (lambda idx: _edit_manifest(idx, version=None), r"manifest\.json"),
+    "other model": (lambda idx: _edit_manifest(idx, model="sentence-transformers/all-mpnet-base-v2"),
+                    r"built with model 'sentence-transformers/all-mpnet-base-v2'"),
+    "other dimension": (lambda idx: _edit_manifest(idx, dimension=768), r"dimension"),
+    "foreign vectors": (_foreign_faiss, r"dimension"),
+    "old format": (lambda idx: _edit_manifest(idx, format=99), r"format 99"),
+    "CURRENT to nothing": (lambda idx: (idx / "CURRENT").write_text("v-20200101-000000-abcdef\n"),
+                           r"names 'v-20200101-000000-abcdef', which is not an index folder"),
+    "CURRENT outside": (lambda idx: (idx / "CURRENT").write_text("../../etc\n"), r"not an index folder"),
+    "CURRENT empty": (lambda idx: (idx / "CURRENT").write_text(""), r"not an index folder"),
+    "CURRENT binary": (lambda idx: (idx / "CURRENT").write_bytes(b"\xff\xfe\x00\x9c garbage"), r"CURRENT"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_index_is_detected_then_rebuilt_and_answers(workspace, encoder, make_engine, damage):
+    hurt, message = DAMAGE[damage]
+    idx = Path(workspace.index_dir)
+    old = live_version(workspace, encoder)
+    hurt(idx)
+    with pytest.raises(IndexCorrupt, match=message):
+        load_snapshot(idx, model=encoder.name, dimension=encoder.dimension)
+
+    engine = make_engine(workspace)
+    answer = engine.ask(UMEROV)  # detects, rebuilds from the cache, answers; no exception
+    assert answer.answer.startswith("November 12th") and not answer.error
+    fresh = load_snapshot(idx, model=encoder.name, dimension=encoder.dimension)
+    assert fresh.version == answer.index_version
+    assert [(d.name, d.sentences) for d in engine.sources()] == [(BRIEFING_NAME, len(fresh.sentences))]
+    assert answer.index_version != old
+    assert tmp_leftovers(idx) == []
+
+
+def test_damaged_index_build_says_why_it_rebuilt(workspace, encoder):
+    _truncate_faiss(Path(workspace.index_dir))
+    report, snap = build_index(workspace, encoder)
+    assert report.swapped and report.added == [BRIEFING_NAME]
+    assert report.sentences_embedded == 0  # the embedding cache survives a damaged index
+    assert len(report.notes) == 1
+    assert report.notes[0].startswith("the existing index could not be used (")
+    assert "truncated" in report.notes[0] and report.notes[0].endswith("rebuilt from scratch")
+    assert report.notes[0] in report.summary()
+
+
+def test_missing_index_is_missing_not_corrupt(tmp_path, encoder):
+    with pytest.raises(IndexMissing, match="no index"):
+        load_snapshot(tmp_path / "nothing-here", model=encoder.name)
+
+
+def test_damaged_embedding_cache_rows_are_recomputed(workspace, encoder):
+    import sqlite3
+
+    db = sqlite3.connect(Path(workspace.index_dir) / "embeddings.sqlite")
+    with db:
+        db.execute("UPDATE vectors SET vec = x'00010203'")
+    db.close()
+    report, snap = build_index(workspace, encoder, rebuild=True)
+    assert report.sentences_embedded == len(snap.sentences)
+
+
+@pytest.mark.slow
+def test_cli_ask_on_a_damaged_index_prints_a_readable_line_and_answers(workspace, encoder):
+    _truncate_faiss(Path(workspace.index_dir))
+    out = run_briefbot(["ask", UMEROV, "--documents", str(workspace.documents_dir),
+                        "--index", str(workspace.index_dir)], cwd=Path(workspace.index_dir).parent)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    first = out.stderr.strip().splitlines()[0]
+    assert first.startswith("(") and "truncated" in first and "building the index" in first
+    assert out.stdout.startswith("November 12th. ")
+    assert "[1] " in out.stdout and "Rustem Umerov" in out.stdout
+
+
+# --------------------------------------------------------------------------- two builders
+
+
+def test_second_builder_is_refused_with_a_message_and_nothing_breaks(workspace, encoder, make_engine, cli_main,
+                                                                    capsys, monkeypatch):
+    idx = Path(workspace.index_dir)
+    old = live_version(workspace, encoder)
+    move_the_call(workspace)
+    holder = FileLock(str(idx / ".lock"))
+    holder.acquire()
+    try:
+        started = time.perf_counter()
+        with pytest.raises(BuildBusy) as info:
+            build_index(workspace, encoder, lock_timeout=0.3)
+        assert time.perf_counter() - started < 5
+        message = str(info.value)
+        assert "another build is still running" in message and str(idx) in message and "try again later" in message
+
+        import functools
+
+        import bot.answering.engine as engine_module
+
+        monkeypatch.setattr(engine_module, "build_index", functools.partial(build_index, lock_timeout=0.3))
+        code = cli_main(["index", "--documents", str(workspace.documents_dir), "--index", str(idx)])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert "briefbot index: another build is still running" in err and "Traceback" not in err
+    finally:
+        holder.release()
+
+    assert live_version(workspace, encoder) == old
+    assert_answers(make_engine(workspace), "November 12th", old)
+    assert tmp_leftovers(idx) == []
+    report, _ = build_index(workspace, encoder, lock_timeout=0.3)
+    assert report.changed == [BRIEFING_NAME]
+
+
+def test_second_builder_waits_for_the_first(workspace, encoder):
+    holder = FileLock(str(Path(workspace.index_dir) / ".lock"), thread_local=False)  # released by a timer thread
+    holder.acquire()
+    threading.Timer(0.7, holder.release).start()
+    started = time.perf_counter()
+    report, _ = build_index(workspace, encoder, lock_timeout=30)
+    assert time.perf_counter() - started >= 0.6
+    assert report.unchanged == [BRIEFING_NAME]
