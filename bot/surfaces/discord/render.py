@@ -32,7 +32,7 @@ COLOR_ERROR = 0xC05621
 
 NO_MENTIONS = discord.AllowedMentions.none()
 
-_LINE_START = re.compile(r"^(\s*)(#{1,3}\s|-#\s|[-*+]\s|\d+[.)]\s)")
+_LINE_START = re.compile(r"^(\s*)(#{1,3}\s|-#\s|[-*+]\s|\d+[.)]\s|>)")
 
 
 @dataclass
