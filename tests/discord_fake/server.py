@@ -79,6 +79,7 @@ class FakeInteraction:
     payload: dict
     callback: dict | None = None
     callback_at: float | None = None
+    answered_at: float | None = None  # first follow-up / edit carrying content or embeds
     followups: list[dict] = field(default_factory=list)  # message payloads the bot sent
     edits: list[dict] = field(default_factory=list)  # edits of the original response
     messages: list[dict] = field(default_factory=list)  # message objects created by followups
@@ -376,6 +377,8 @@ class FakeDiscord:
             self.errors.append(f"followup before acknowledgement on interaction {inter.id}")
         body = rec.json or {}
         inter.followups.append(body)
+        if inter.answered_at is None and (body.get("content") or body.get("embeds")):
+            inter.answered_at = time.monotonic()
         channel_id = inter.payload.get("channel_id", self.channel_id)
         loading = next((m for m in inter.messages if m["flags"] & 128), None)
         if loading is not None:
@@ -401,6 +404,8 @@ class FakeDiscord:
             return _json({"message": "Unknown Webhook", "code": 10015}, 404)
         body = rec.json or {}
         inter.edits.append(body)
+        if inter.answered_at is None and (body.get("content") or body.get("embeds")):
+            inter.answered_at = time.monotonic()
         target = inter.messages[0] if inter.messages else self.message(
             channel_id=inter.payload.get("channel_id", self.channel_id), author=self.bot_user, webhook_id=self.app_id)
         for key in ("content", "embeds", "components"):
