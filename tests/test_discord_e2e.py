@@ -249,3 +249,31 @@ async def test_direct_messages_are_answered_when_allowed(fake, make_bot):
     sent = await fake.wait_until(lambda: fake.bot_messages(dm))
     assert citation_fields(sent[0])
     assert not fake.threads  # no threads in DMs: the reply chain carries the conversation
+
+
+async def test_slash_ask_inside_the_answer_thread_uses_its_history(fake, make_bot):
+    rec = RecordingEngine(shared_engine())
+    await make_bot(rec)
+    kim = fake.user("kim")
+    await ask_and_wait(fake, kim, Q1)
+    thread_id = await fake.wait_until(lambda: next(iter(fake.threads), None))
+    inter, body = await ask_and_wait(fake, kim, "Where did North Korean soldiers deploy?", channel_id=thread_id)
+    assert [t.question for t in rec.asks[1][1]] == [Q1]
+    await asyncio.sleep(0.2)
+    assert len(fake.threads) == 1  # no thread inside a thread
+
+
+async def test_replying_to_an_answer_in_dms_continues_the_conversation(fake, make_bot):
+    rec = RecordingEngine(shared_engine())
+    await make_bot(rec)
+    lee = fake.user("lee")
+    dm = fake.dm_channel(lee)
+    await fake.say(lee, Q1, dm=True)
+    first = (await fake.wait_until(lambda: fake.bot_messages(dm)))[0]
+    await fake.say(lee, "Which missiles can reach far into Russian territory?", dm=True, reference=first["id"])
+    await fake.wait_until(lambda: len(fake.bot_messages(dm)) >= 2)
+    assert rec.asks[1][1] and rec.asks[1][1][0].question == Q1
+    # a fresh DM question (no reply) starts a new conversation
+    await fake.say(lee, "Where did North Korean soldiers deploy?", dm=True)
+    await fake.wait_until(lambda: len(fake.bot_messages(dm)) >= 3)
+    assert rec.asks[2][1] == ()

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from bot.knowledge.report import ChangeReport
 
@@ -52,9 +53,8 @@ class BuildRunner:
         """Save one document and index it; returns (saved name, replaced an existing one, build)."""
         async with self._lock:
             started = time.monotonic()
-            existed = (self.settings.documents_dir / name).exists() or any(
-                p.name.lower() == name.lower() for p in self.settings.documents_dir.glob("*")
-            )
+            docs = Path(getattr(getattr(self.engine, "settings", None), "documents_dir", self.settings.documents_dir))
+            existed = docs.is_dir() and any(p.name.lower() == name.lower() for p in docs.iterdir())
             add = getattr(self.engine, "add_document", None)
             if add is not None:
                 if existed and not overwrite:
@@ -64,7 +64,7 @@ class BuildRunner:
                 saved, report = await asyncio.to_thread(add, name, data, overwrite)
                 saved_name = getattr(saved, "name", None) or str(saved).rsplit("/", 1)[-1]
             else:
-                path, _ = await asyncio.to_thread(uploads.save_upload, self.settings.documents_dir, name, data, overwrite)
+                path, _ = await asyncio.to_thread(uploads.save_upload, docs, name, data, overwrite)
                 saved_name = path.name
                 report = await asyncio.to_thread(self.engine.build)
             return saved_name, existed, BuildResult(report, time.monotonic() - started)
