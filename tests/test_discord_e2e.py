@@ -144,7 +144,7 @@ async def test_everyone_in_a_question_never_pings(fake, make_bot):
 
 
 async def test_buttons_show_sources_and_record_feedback(fake, make_bot, engine, tmp_path):
-    bot = await make_bot()
+    await make_bot()
     carol = fake.user("carol")
     inter, body = await ask_and_wait(fake, carol, Q1)
     message = inter.messages[0]
@@ -164,6 +164,7 @@ async def test_buttons_show_sources_and_record_feedback(fake, make_bot, engine, 
         press = await fake.click(carol, message, cid)
         await press.wait(lambda i: i.callback is not None)
         assert press.callback["type"] == 4 and press.callback["data"]["flags"] == 64
+        assert f"Recorded as {verdict.replace('_', ' ')}" in press.callback["data"]["content"]
     lines = (tmp_path / "data" / "feedback.jsonl").read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["verdict"] for r in records] == ["helpful", "not_helpful"]

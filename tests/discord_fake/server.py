@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import re
 import socket
 import time
 from urllib.parse import quote
@@ -660,5 +659,3 @@ def embed_text(body: dict) -> str:
             parts += [f.get("name", ""), f.get("value", "")]
     return "\n".join(p for p in parts if p)
 
-
-SNOWFLAKE = re.compile(r"^\d+$")
