@@ -31,6 +31,12 @@ log = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 1000
 MAX_HISTORY_TURNS = 6
 _INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# Discord user/role/channel mentions and @everyone/@here: their ids are not words of the
+# question, and as unknown terms they would push a good question into "the briefings don't say".
+_MENTIONS = re.compile(r"<(?:@[!&]?|#)\d+>|(?<![\w.])@(?:everyone|here)\b")
+# Chat markup around words ("**When** was _Umerov_ informed?", "> quote", "# heading") hides
+# the question word the answerer types its answer by.
+_MARKUP = re.compile(r"[*~`|]+|(?<!\w)_+|_+(?!\w)|^\s*(?:>+|#{1,3}|-#)\s+")
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ def clean_question(question: str) -> tuple[str, str]:
     """(usable question, "") or ("", a helpful message saying what is wrong with it)."""
     if not isinstance(question, str):
         return "", "Please send the question as text."
-    text = _INVISIBLE.sub("", question)
+    text = _MARKUP.sub(" ", _MENTIONS.sub(" ", _INVISIBLE.sub("", question)))
     text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
     text = re.sub(r"\s+", " ", text).strip()
     if not text:

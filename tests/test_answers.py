@@ -1,0 +1,251 @@
+"""Answers from the real index of the briefing: typed short answers, verbatim citations,
+abstention, follow-ups, the dev set, and questions that are not really questions."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from bot.answering.engine import MAX_QUESTION_CHARS
+from bot.answering.evaluate import read_rows, run_eval
+from bot.answering.types import Answer, Turn
+from bot.ingest.loaders import load_document
+from conftest import BRIEFING_NAME, DEV_EVAL, UMEROV_SENTENCE_START
+
+NOT_COVERED = "The briefings don't say"
+
+
+@lru_cache(maxsize=None)
+def normalized_text(docs_dir: str, name: str) -> str:
+    return load_document(Path(docs_dir) / name, Path(docs_dir)).text
+
+
+def assert_verbatim(engine, answer: Answer) -> None:
+    """Every citation is the stored sentence and exactly the document's text at its offsets,
+    and the answer quotes it whole (bold marks aside) with its [n] marker."""
+    snap, _ = engine._current()
+    shown = answer.answer.replace("**", "")
+    for n, c in enumerate(answer.citations, 1):
+        assert c.n == n
+        source = normalized_text(str(engine.settings.documents_dir), c.document)
+        assert source[c.start:c.end] == c.text
+        assert snap.sentences.texts[snap.row_of[c.sentence_id]] == c.text
+        assert c.sentence_id.startswith(f"{c.document}:")
+        assert f"\u201c{c.text}\u201d [{n}]" in shown
+        assert c.text == c.text.strip() and c.text
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def test_when_was_umerov_informed(briefing_engine, briefing_version):
+    answer = briefing_engine.ask("When was Umerov informed?")
+    assert not answer.abstained and not answer.error
+    assert answer.answer.startswith("November 12th. ")
+    assert answer.short_answer == "November 12th"
+    first = answer.citations[0]
+    assert first.text.startswith(UMEROV_SENTENCE_START)
+    assert "Lloyd J Austin" in first.text and "Rustem Umerov" in first.text
+    assert first.document == BRIEFING_NAME
+    assert first.title == "Briefing us missile policy 2024-11"
+    assert first.heading == "Strengthening Kyiv's hand"
+    assert "**November 12th**" in answer.answer  # the short answer is marked inside the quote
+    assert answer.index_version == briefing_version
+    assert answer.answerer == "extractive"
+    assert answer.latency_ms > 0
+    assert_verbatim(briefing_engine, answer)
+
+
+@pytest.mark.parametrize("question, short, evidence", [
+    pytest.param("Who told reporters about the North Korean soldiers docking in Russia?", "John Kirby",
+                 "John Kirby told reporters", marks=pytest.mark.xfail(strict=False, reason=(
+                     "reported: extractive.py _nearest_name puts \"Korea's Wonsan\" first; the quote is right"))),
+    ("How many North Korean forces were in Kursk?", "as many as 8,000", "8,000 North Korean forces"),
+    ("Which British weapons were fired into Russia?", "", "Storm Shadow cruise missiles"),
+])
+def test_typed_answers(briefing_engine, question, short, evidence):
+    answer = briefing_engine.ask(question)
+    assert not answer.abstained
+    if short:
+        assert answer.answer.startswith(short)
+    assert evidence in answer.citations[0].text
+    assert_verbatim(briefing_engine, answer)
+
+
+@pytest.mark.parametrize("question", [
+    "Who won the Super Bowl?",
+    "What does an ATACMS cost?",
+    "What is the price of one ATACMS missile?",
+    "Who is the prime minister of Japan?",
+    "What is the weather forecast for Kyiv tomorrow?",
+    "@everyone who won the Super Bowl?",
+])
+def test_abstains_when_the_briefing_does_not_say(briefing_engine, question):
+    answer = briefing_engine.ask(question)
+    assert answer.abstained
+    assert answer.citations == []
+    assert answer.answer.startswith(NOT_COVERED)
+    assert not answer.error
+
+
+def test_follow_up_uses_the_conversation(briefing_engine):
+    first = briefing_engine.ask("Who informed Umerov?")
+    assert not first.abstained and "Lloyd J Austin" in first.answer
+    follow = briefing_engine.ask("When did that call happen?", [Turn(first.question, first.answer)])
+    assert follow.answer.startswith("November 12th")
+    assert follow.citations[0].text.startswith(UMEROV_SENTENCE_START)
+    assert_verbatim(briefing_engine, follow)
+
+
+@pytest.mark.xfail(strict=False, reason="reported: 'Who else was told?' after the Blinken question abstains "
+                                        "(bot/knowledge/search.py support rule; lead is tuning it)")
+def test_who_else_follow_up(briefing_engine):
+    first = briefing_engine.ask("Who did Blinken inform about the decision?")
+    assert "Mark Rutte" in first.answer
+    follow = briefing_engine.ask("Who else was told?", [Turn(first.question, first.answer)])
+    assert not follow.abstained
+    assert any(name in follow.answer for name in ("Sybiha", "European officials"))
+
+
+def test_history_junk_and_length_never_break_an_answer(briefing_engine):
+    junk = ["not a turn", None, {"question": "x"}, 42]
+    long_history = [Turn(f"question {i}?", "answer " * 500) for i in range(200)]
+    answer = briefing_engine.ask("Which British weapons were fired into Russia?", [*junk, *long_history])  # type: ignore[list-item]
+    assert isinstance(answer, Answer) and not answer.error
+    assert_verbatim(briefing_engine, answer)
+    only_junk = briefing_engine.ask("When was Umerov informed?", junk)  # type: ignore[arg-type]
+    assert only_junk.answer.startswith("November 12th")
+
+
+@pytest.mark.xfail(strict=False, reason="reported: a short self-contained question after an unrelated turn is "
+                                        "taken for a follow-up (search.py _is_followup: <= 2 terms) and abstains")
+def test_new_question_after_an_unrelated_turn_is_answered_on_its_own(briefing_engine):
+    first = briefing_engine.ask("Which British weapons were fired into Russia?")
+    assert "Storm Shadow" in first.answer
+    answer = briefing_engine.ask("When was Umerov informed?", [Turn(first.question, first.answer)])
+    assert answer.answer.startswith("November 12th"), answer.answer
+
+
+QUESTIONS = [
+    "When was Umerov informed?",
+    "Who did Blinken inform about the decision?",
+    "What missiles did Ukraine use in its first long-range strike under the new policy?",
+    "Why did Biden resist easing the limits for months?",
+    "What did the Biden administration approve to slow Russia's advance in the east?",
+    "When did North Korean soldiers board ships?",
+    "What range do the rockets have?",
+    "What did the congressional aide say?",
+    "Where did North Korean soldiers dock?",
+]
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_citations_are_verbatim(briefing_engine, question):
+    answer = briefing_engine.ask(question)
+    assert answer.citations, answer.answer
+    assert_verbatim(briefing_engine, answer)
+
+
+def test_context_returns_neighbouring_sentences(briefing_engine):
+    answer = briefing_engine.ask("When was Umerov informed?")
+    sid = answer.citations[0].sentence_id
+    around = briefing_engine.context(sid, radius=1)
+    assert [p.sentence_id for p in around][1] == sid
+    assert around[2].text.startswith("A day later, secretary of state Antony Blinken")
+    assert briefing_engine.context("no-such-document.txt:0:deadbeef") == []
+
+
+def test_status_and_sources(briefing_engine, briefing_version):
+    status = briefing_engine.status()
+    assert status.version == briefing_version
+    assert status.documents == 1 and status.dimension == 384
+    assert status.model == "sentence-transformers/all-MiniLM-L6-v2"
+    [doc] = briefing_engine.sources()
+    assert doc.name == BRIEFING_NAME and doc.sentences == status.sentences
+
+
+# --------------------------------------------------------------------------- the dev set
+
+
+@pytest.mark.skipif(not DEV_EVAL.is_file(), reason="shared dev set not present")
+def test_dev_set_abstains_on_every_unanswerable(briefing_engine):
+    metrics = run_eval(briefing_engine.ask, read_rows(DEV_EVAL)).metrics()
+    assert metrics["unanswerable"] >= 3
+    assert metrics["abstention_on_unanswerable"] == 1.0
+
+
+@pytest.mark.skipif(not DEV_EVAL.is_file(), reason="shared dev set not present")
+@pytest.mark.xfail(strict=False, reason="reported: dev set at 0.846 answer/citation accuracy (d09 quotes the wrong "
+                                        "sentence, d12 abstains) while the lead tunes search.py/extractive.py")
+def test_dev_set_accuracy(briefing_engine):
+    result = run_eval(briefing_engine.ask, read_rows(DEV_EVAL))
+    metrics = result.metrics()
+    misses = [(o.id, o.answer.answer[:120]) for o in result.failures()]
+    assert metrics["answer_accuracy"] >= 0.9, misses
+    assert metrics["citation_accuracy"] >= 0.9, misses
+    assert metrics["false_abstentions"] == 0, misses
+    for outcome in result.outcomes:
+        assert_verbatim(briefing_engine, outcome.answer)
+
+
+# --------------------------------------------------------------------------- bad questions
+
+
+@pytest.mark.parametrize("question, message", [
+    ("", "Please ask a question"),
+    ("   \t\n  ", "Please ask a question"),
+    ("\u200b\u200c\u200d\ufeff\u2060", "Please ask a question"),
+    ("\x00\x01\x07\x1b\x7f\x85\u2028", "Please ask a question"),  # control characters only
+    ("🙂🚀🔥", "no words"),
+    ("@everyone", "Please ask a question"),
+    ("<@123456789> @here <@&42>", "Please ask a question"),
+    ("?!... ---", "no words"),
+    ("x" * 10_000, "10,000 characters"),
+    ("When was Umerov informed? " * 400, "please keep it under 1,000"),
+    (None, "as text"),
+    (b"When was Umerov informed?", "as text"),
+])
+def test_unusable_questions_get_a_helpful_message(briefing_engine, question, message):
+    answer = briefing_engine.ask(question)  # type: ignore[arg-type]
+    assert isinstance(answer, Answer)
+    assert answer.error and message in answer.error
+    assert answer.answer == answer.error
+    assert answer.abstained and answer.citations == []
+    assert isinstance(answer.question, str)
+    assert answer.to_json()["error"] == answer.error
+
+
+LOWER_CASE = pytest.mark.xfail(strict=False, reason="reported: names are recognised by capital letters only "
+                                                   "(search.py name_terms); a lower-case question abstains")
+
+
+@pytest.mark.parametrize("question", [
+    "When\x00 was\x07 Umerov\u200b informed?",
+    "When was Umerov informed?\r\n",
+    "**When** was _Umerov_ informed? <@123456789> <@&42> @here",
+    "\u202eWhen was Umerov informed?\u202c",
+    "> **When** was `Umerov` informed?",
+    "When   was\tUmerov \u00a0informed ?",
+    pytest.param("when was umerov informed?", marks=LOWER_CASE),
+    pytest.param("  WHEN WAS UMEROV INFORMED??? ", marks=LOWER_CASE),
+])
+def test_noisy_versions_of_a_good_question_still_answer(briefing_engine, question):
+    answer = briefing_engine.ask(question)
+    assert not answer.error
+    assert answer.answer.startswith("November 12th"), answer.answer
+    assert_verbatim(briefing_engine, answer)
+
+
+def test_question_just_under_the_limit_is_answered_or_abstained(briefing_engine):
+    question = ("Umerov " * 200)[: MAX_QUESTION_CHARS - 1] + "?"
+    answer = briefing_engine.ask(question)
+    assert not answer.error
+    assert_verbatim(briefing_engine, answer)
+
+
+def test_the_answer_echoes_the_cleaned_question(briefing_engine):
+    answer = briefing_engine.ask("Who won\x00 the\u200b Super Bowl?")
+    assert answer.question == "Who won the Super Bowl?"
+    assert "\x00" not in answer.answer and "\u200b" not in answer.answer
