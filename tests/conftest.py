@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,29 @@ def write_docs(folder: Path, files: dict[str, str | bytes] | None = None, briefi
 def settings_for(root: Path, **changes) -> Settings:
     """Settings for ``root/docs`` and ``root/idx`` with every other value at its default."""
     return Settings(documents_dir=Path(root) / "docs", index_dir=Path(root) / "idx", **changes)
+
+
+@lru_cache(maxsize=None)
+def normalized_text(docs_dir: str, name: str) -> str:
+    """A document's normalized text, the one citation offsets point into."""
+    from bot.ingest.loaders import load_document
+
+    return load_document(Path(docs_dir) / name, Path(docs_dir)).text
+
+
+def assert_verbatim(engine, answer) -> None:
+    """Every citation is the stored sentence and exactly the document's text at its offsets,
+    and the answer quotes it whole (bold marks aside) with its [n] marker."""
+    snap, _ = engine._current()
+    shown = answer.answer.replace("**", "")
+    for n, c in enumerate(answer.citations, 1):
+        assert c.n == n
+        source = normalized_text(str(engine.settings.documents_dir), c.document)
+        assert source[c.start:c.end] == c.text
+        assert snap.sentences.texts[snap.row_of[c.sentence_id]] == c.text
+        assert c.sentence_id.startswith(f"{c.document}:")
+        assert f"\u201c{c.text}\u201d [{n}]" in shown
+        assert c.text and c.text == c.text.strip()
 
 
 def tmp_leftovers(index_dir: Path) -> list[str]:

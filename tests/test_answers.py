@@ -3,38 +3,14 @@ abstention, follow-ups, the dev set, and questions that are not really questions
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
-
 import pytest
 
 from bot.answering.engine import MAX_QUESTION_CHARS
 from bot.answering.evaluate import read_rows, run_eval
 from bot.answering.types import Answer, Turn
-from bot.ingest.loaders import load_document
-from conftest import BRIEFING_NAME, DEV_EVAL, UMEROV_SENTENCE_START
+from conftest import BRIEFING_NAME, DEV_EVAL, UMEROV_SENTENCE_START, assert_verbatim
 
 NOT_COVERED = "The briefings don't say"
-
-
-@lru_cache(maxsize=None)
-def normalized_text(docs_dir: str, name: str) -> str:
-    return load_document(Path(docs_dir) / name, Path(docs_dir)).text
-
-
-def assert_verbatim(engine, answer: Answer) -> None:
-    """Every citation is the stored sentence and exactly the document's text at its offsets,
-    and the answer quotes it whole (bold marks aside) with its [n] marker."""
-    snap, _ = engine._current()
-    shown = answer.answer.replace("**", "")
-    for n, c in enumerate(answer.citations, 1):
-        assert c.n == n
-        source = normalized_text(str(engine.settings.documents_dir), c.document)
-        assert source[c.start:c.end] == c.text
-        assert snap.sentences.texts[snap.row_of[c.sentence_id]] == c.text
-        assert c.sentence_id.startswith(f"{c.document}:")
-        assert f"\u201c{c.text}\u201d [{n}]" in shown
-        assert c.text == c.text.strip() and c.text
 
 
 # --------------------------------------------------------------------------- answers
@@ -92,7 +68,6 @@ def test_abstains_when_the_briefing_does_not_say(briefing_engine, question):
 
 def test_follow_up_uses_the_conversation(briefing_engine):
     first = briefing_engine.ask("Who informed Umerov?")
-    assert not first.abstained and "Lloyd J Austin" in first.answer
     follow = briefing_engine.ask("When did that call happen?", [Turn(first.question, first.answer)])
     assert follow.answer.startswith("November 12th")
     assert follow.citations[0].text.startswith(UMEROV_SENTENCE_START)
