@@ -62,7 +62,10 @@ def serve(settings: Settings, **client_kwargs) -> int:
         _say(NO_TOKEN)
         return 2
     level = getattr(logging, str(settings.log_level).upper(), logging.WARNING)
-    discord.utils.setup_logging(level=level, root=True)
+    if not logging.getLogger().handlers:  # the CLI may have set logging up already: one handler only
+        discord.utils.setup_logging(level=level, root=True)
+    # this bot has no voice features; discord.py's "voice will NOT be supported" warnings are noise
+    logging.getLogger("discord.client").addFilter(lambda r: "voice will NOT be supported" not in r.getMessage())
     # our own lines (answer ids, builds, refusals; never tokens or question text) are worth keeping
     logging.getLogger("briefbot").setLevel(min(level, logging.INFO))
     try:
