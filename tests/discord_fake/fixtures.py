@@ -4,6 +4,7 @@ and bot per test (login against the fake takes a few milliseconds)."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import shutil
 import tempfile
 import threading
@@ -38,6 +39,7 @@ def shared_engine():
             from bot.answering.engine import Engine
 
             root = Path(tempfile.mkdtemp(prefix="briefbot-discord-"))
+            atexit.register(shutil.rmtree, root, True)
             (root / "documents").mkdir()
             shutil.copy(BRIEFING, root / "documents" / BRIEFING.name)
             settings = Settings(documents_dir=root / "documents", index_dir=root / "index")
