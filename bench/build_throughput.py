@@ -1,0 +1,221 @@
+"""Benchmarks 1 and 2: full build vs the raw encoder, incremental re-index, batch-size sweep.
+
+1. A full build on a fresh index folder (no embedding cache), with the model already loaded,
+   next to ``SentenceTransformer.encode`` alone on exactly the unique sentence texts the build
+   embedded, in the same process right after it. Reports wall and CPU seconds, tokens/s for
+   both, the ratio build/raw (goal >= 0.9) and where the build's time went, phase by phase.
+2. Incremental re-index after changing one document, in the same process with the model warm
+   (goal < 3 s), plus a build with nothing changed; also phase by phase.
+3. A batch-size sweep of ``Encoder.encode`` on a random sample of the corpus sentences, to
+   choose ``BATCH_SIZE`` in bot/knowledge/embed.py.
+
+    python bench/build_throughput.py --articles 200          # a quick subset
+    python bench/build_throughput.py --out bench/results/build.json   # the full corpus
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (  # noqa: E402
+    PhaseTimer, base_parser, clock, corpus_tag, count_tokens, emit, fresh_dir, log, machine_info, peak_rss_mb, prepare_docs,
+)
+
+GOAL_RATIO = 0.9
+GOAL_INCREMENTAL_S = 3.0
+
+
+def instrument(encoder) -> PhaseTimer:
+    """Time the build's phases by wrapping the functions bot/knowledge/build.py calls."""
+    import bm25s
+
+    import bot.knowledge.build as build
+    import bot.knowledge.embed as embed
+
+    pt = PhaseTimer()
+    for attr in ("remove_stale", "load_snapshot", "list_documents", "file_hash", "load_document",
+                 "_segment_document", "_reuse", "_fill_vectors", "_assemble", "write_snapshot", "terms"):
+        pt.wrap(build, attr)
+    pt.wrap(embed.EmbeddingCache, "get_many", "cache.get_many")
+    pt.wrap(embed.EmbeddingCache, "put_many", "cache.put_many")
+    pt.wrap(bm25s.BM25, "index", "bm25.index")
+    pt.wrap(encoder, "encode", "encoder.encode")  # instance attribute: only this encoder
+    return pt
+
+
+def build_vs_raw(args, docs: Path, encoder) -> tuple[dict, object]:
+    from bot.answering.engine import Engine
+    from bot.config import Settings
+    from bot.knowledge.embed import BATCH_SIZE
+
+    index = fresh_dir(args.workdir / f"idx-build-{corpus_tag(args.articles)}")
+    engine = Engine(Settings(documents_dir=docs, index_dir=index), encoder=encoder)
+    pt = instrument(encoder)
+    log(f"full build of {docs} into {index} (fresh, no embedding cache)")
+    with clock() as c_build:
+        report = engine.build(rebuild=False)
+    phases = pt.snapshot()
+    snap = engine._current()[0]
+    texts = sorted(set(snap.sentences.texts))
+    assert report.sentences_embedded == len(texts), (report.sentences_embedded, len(texts))
+    model = encoder.model
+    tokens = count_tokens(model.tokenizer, texts, model.max_seq_length)
+
+    log(f"raw SentenceTransformer.encode on the same {len(texts):,} unique sentences")
+    with clock() as c_raw:
+        raw = model.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True,
+                           show_progress_bar=False)
+    # The build's vectors for the same texts must be the raw encoder's (same model, same input).
+    row = {t: i for i, t in enumerate(texts)}
+    pick = [snap.sentences.texts.index(t) for t in texts[:: max(1, len(texts) // 200)]]
+    diff = max(float(abs(snap.vectors[i] - raw[row[snap.sentences.texts[i]]]).max()) for i in pick)
+
+    encode_s = phases.get("encoder.encode", 0.0)
+    result = {
+        "documents": len(snap.documents),
+        "sentences": len(snap.sentences),
+        "unique_sentences_embedded": len(texts),
+        "tokens_embedded": tokens,
+        "batch_size": BATCH_SIZE,
+        "build": {**c_build.as_dict(), "report_seconds": round(report.seconds, 3),
+                  "tokens_per_s": round(tokens / c_build.wall, 1),
+                  "sentences_per_s": round(len(texts) / c_build.wall, 1),
+                  "tokens_per_cpu_s": round(tokens / c_build.cpu, 1) if c_build.cpu else None},
+        "raw_encode": {**c_raw.as_dict(), "tokens_per_s": round(tokens / c_raw.wall, 1),
+                       "sentences_per_s": round(len(texts) / c_raw.wall, 1),
+                       "tokens_per_cpu_s": round(tokens / c_raw.cpu, 1) if c_raw.cpu else None},
+        "ratio_build_over_raw": round(c_raw.wall / c_build.wall, 3),
+        "ratio_build_over_raw_cpu": round(c_raw.cpu / c_build.cpu, 3) if c_build.cpu else None,
+        "goal_ratio": GOAL_RATIO,
+        "build_phases_s": phases,
+        "build_outside_encoder_s": round(c_build.wall - encode_s, 3),
+        "build_encoder_vs_raw": round(encode_s / c_raw.wall, 3) if c_raw.wall else None,
+        "max_abs_diff_build_vs_raw_vectors": diff,
+    }
+    result["meets_goal"] = result["ratio_build_over_raw"] >= GOAL_RATIO
+    pt.restore()
+    return result, engine
+
+
+def incremental(args, engine, docs: Path, repeats: int) -> dict:
+    pt = instrument(engine.encoder)
+    names = sorted(p.name for p in docs.iterdir() if p.name.startswith("bbc-")) or sorted(p.name for p in docs.iterdir())
+    target = docs / names[len(names) // 2]
+    original = target.read_bytes()
+    runs = []
+    try:
+        log("no-change build")
+        pt.reset()
+        with clock() as c_noop:
+            rep = engine.build()
+        noop = {**c_noop.as_dict(), "swapped": rep.swapped, "phases_s": pt.snapshot()}
+        for i in range(repeats):
+            edit = f"\n\nBenchmark edit {i} at {time.time():.0f}: the committee met again and approved {i + 3} new measures.\n"
+            target.write_bytes(original + edit.encode())
+            pt.reset()
+            log(f"incremental build {i + 1}/{repeats}: changed {target.name}")
+            with clock() as c:
+                rep = engine.build()
+            runs.append({**c.as_dict(), "changed": rep.changed, "sentences_embedded": rep.sentences_embedded,
+                         "phases_s": pt.snapshot()})
+    finally:
+        target.write_bytes(original)
+        pt.reset()
+        engine.build()  # back to the original corpus for whoever reuses this index
+        pt.restore()
+    walls = [r["wall_s"] for r in runs]
+    return {
+        "changed_document": target.name,
+        "repeats": repeats,
+        "seconds_median": round(statistics.median(walls), 3),
+        "seconds_max": round(max(walls), 3),
+        "goal_s": GOAL_INCREMENTAL_S,
+        "meets_goal": statistics.median(walls) < GOAL_INCREMENTAL_S,
+        "runs": runs,
+        "no_change_build": noop,
+    }
+
+
+def batch_sweep(encoder, texts: list[str], sizes: list[int], threads: list[int], sample: int, rounds: int) -> dict:
+    """Encoder.encode (length-sorted batches, as the build uses it) per batch size and torch thread count."""
+    import torch
+
+    rng = random.Random(0)
+    pick = rng.sample(texts, min(sample, len(texts)))
+    model = encoder.model
+    tokens = count_tokens(model.tokenizer, pick, model.max_seq_length)
+    before = torch.get_num_threads()
+    grid = [(th, bs) for th in threads for bs in sizes]
+    best: dict[tuple[int, int], float] = {}
+    all_runs: dict[tuple[int, int], list[float]] = defaultdict(list)
+    encoder.encode(pick[:64])  # warm-up
+    try:
+        for r in range(rounds):
+            order = grid if r % 2 == 0 else list(reversed(grid))  # alternate order against drift
+            for th, bs in order:
+                torch.set_num_threads(th)
+                log(f"batch sweep round {r + 1}/{rounds}: {th} thread(s), batch size {bs}")
+                t = time.perf_counter()
+                encoder.encode(pick, batch_size=bs)
+                dt = time.perf_counter() - t
+                all_runs[(th, bs)].append(round(dt, 3))
+                best[(th, bs)] = min(best.get((th, bs), float("inf")), dt)
+    finally:
+        torch.set_num_threads(before)
+    rows = {f"threads={th},batch={bs}": {"threads": th, "batch_size": bs, "best_s": round(best[(th, bs)], 3),
+                                         "runs_s": all_runs[(th, bs)],
+                                         "sentences_per_s": round(len(pick) / best[(th, bs)], 1),
+                                         "tokens_per_s": round(tokens / best[(th, bs)], 1)} for th, bs in grid}
+    by_threads = {}
+    for th in threads:
+        fastest = min(sizes, key=lambda bs: best[(th, bs)])
+        by_threads[str(th)] = {"fastest_batch_size": fastest,
+                               "within_3pct_of_fastest": [bs for bs in sizes if best[(th, bs)] <= best[(th, fastest)] * 1.03]}
+    overall = min(grid, key=lambda k: best[k])
+    return {"sample_sentences": len(pick), "sample_tokens": tokens, "rounds": rounds, "runs": rows,
+            "best_by_threads": by_threads, "fastest_overall": {"threads": overall[0], "batch_size": overall[1]},
+            "default_threads": before}
+
+
+def main() -> int:
+    ap = base_parser(__doc__.splitlines()[0])
+    ap.add_argument("--batch-sizes", default="8,16,32,64,128,256")
+    ap.add_argument("--sweep-threads", default="2,1", help="torch thread counts in the sweep")
+    ap.add_argument("--sweep-sample", type=int, default=512, help="sentences in the batch-size sweep")
+    ap.add_argument("--sweep-rounds", type=int, default=2)
+    ap.add_argument("--incremental-repeats", type=int, default=3)
+    ap.add_argument("--skip-sweep", action="store_true")
+    args = ap.parse_args()
+
+    result = {"benchmark": "build_throughput", "machine": machine_info(), "articles": corpus_tag(args.articles)}
+    docs = prepare_docs(args.workdir, args.articles)
+    from bot.knowledge.embed import Encoder
+
+    encoder = Encoder()
+    with clock() as c_load:
+        encoder.model
+        encoder.encode(["warm-up sentence for the encoder."])
+    result["model_load"] = c_load.as_dict()
+
+    result["full_build"], engine = build_vs_raw(args, docs, encoder)
+    result["incremental"] = incremental(args, engine, docs, args.incremental_repeats)
+    if not args.skip_sweep:
+        sizes = [int(x) for x in args.batch_sizes.split(",") if x.strip()]
+        threads = [int(x) for x in args.sweep_threads.split(",") if x.strip()]
+        result["batch_sweep"] = batch_sweep(encoder, engine._current()[0].sentences.texts, sizes, threads,
+                                            args.sweep_sample, args.sweep_rounds)
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["machine"]["loadavg_at_end"] = [round(x, 2) for x in __import__("os").getloadavg()]
+    emit(result, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
