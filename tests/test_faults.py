@@ -22,7 +22,7 @@ import bot.knowledge.build as build_module
 import bot.knowledge.store as store
 from bot.knowledge.build import BuildBusy, build_index
 from bot.knowledge.store import IndexCorrupt, IndexMissing, load_snapshot
-from conftest import BRIEFING_NAME, REPO, UMEROV_SENTENCE_START, clean_env, run_briefbot, tmp_leftovers
+from conftest import BRIEFING_NAME, EXTRA_MD, REPO, UMEROV_SENTENCE_START, clean_env, run_briefbot, tmp_leftovers
 
 UMEROV = "When was Umerov informed?"
 
@@ -443,3 +443,90 @@ def test_second_builder_waits_for_the_first(workspace, encoder):
     report, _ = build_index(workspace, encoder, lock_timeout=30)
     assert time.perf_counter() - started >= 0.6
     assert report.unchanged == [BRIEFING_NAME]
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+from bot.ingest.uploads import UploadRefused, sanitize_filename, save_upload  # noqa: E402
+
+MB = 1024 * 1024
+TEXT = b"A short uploaded note about the depot. It has two sentences.\n"
+
+
+@pytest.mark.parametrize("raw, safe", [
+    ("../../etc/passwd.txt", "passwd.txt"),
+    ("..\\..\\windows\\system.ini.txt", "system-ini.txt"),
+    ("/abs/path.md", "path.md"),
+    (".hidden.txt", "hidden.txt"),
+    ("\uff42\uff52\uff49\uff45\uff46.\uff54\uff58\uff54", "brief.txt"),  # full-width letters fold to ASCII
+    ("re\u200bport\u202e.txt", "re-port.txt"),  # zero-width and direction controls don't survive
+    ("brief\x00ing.TXT", "brief-ing.txt"),
+    ("Notes (final) v2.docx", "Notes-final-v2.docx"),
+    ("évaluation été.md", "évaluation-été.md"),
+])
+def test_sanitize_filename(raw, safe):
+    assert sanitize_filename(raw) == safe
+
+
+@pytest.mark.parametrize("raw", ["..", "../", "/", ".txt", "....", "\u200b.md", "***"])
+def test_names_with_nothing_usable_are_refused(raw):
+    with pytest.raises(UploadRefused, match="no usable characters"):
+        sanitize_filename(raw)
+
+
+@pytest.mark.parametrize("raw", ["con.txt", "\uff43\uff4f\uff4e.\uff54\uff58\uff54", "NUL.md", "com1.txt", "lpt9.docx"])
+def test_windows_device_names_are_refused(raw):
+    with pytest.raises(UploadRefused, match="reserved device name"):
+        sanitize_filename(raw)
+
+
+def test_save_upload_stays_inside_the_documents_folder(tmp_path):
+    docs = tmp_path / "docs"
+    for raw in ("../../etc/passwd.txt", "/abs/path.md", ".hidden.txt"):
+        path = save_upload(docs, raw, TEXT, max_bytes=MB)
+        assert path.parent == docs and not path.name.startswith(".")
+        assert path.read_bytes() == TEXT
+    assert sorted(p.name for p in docs.iterdir()) == ["hidden.txt", "passwd.txt", "path.md"]
+    assert not (tmp_path / "etc").exists() and not Path("/abs/path.md").exists()
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("malware.exe", TEXT, r"^\.exe can't be indexed; send one of \.docx, \.htm, \.html, \.md, \.pdf, \.txt$"),
+    ("evil\u202etxt.exe", TEXT, r"\.exe can't be indexed"),
+    ("README", TEXT, r"^files without an extension can't be indexed"),
+    ("big.txt", b"x" * (MB + 1), r"^the file is 1\.0 MB; the limit is 1 MB$"),
+    ("blank.txt", b" \n\t ", r"^the file is empty$"),
+])
+def test_wrong_type_oversize_and_empty_uploads_are_refused(tmp_path, name, data, message):
+    with pytest.raises(UploadRefused, match=message):
+        save_upload(tmp_path / "docs", name, data, max_bytes=MB)
+    assert not (tmp_path / "docs").exists() or list((tmp_path / "docs").iterdir()) == []
+
+
+def test_upload_never_silently_overwrites(tmp_path):
+    docs = tmp_path / "docs"
+    save_upload(docs, "note.txt", TEXT, max_bytes=MB)
+    with pytest.raises(UploadRefused, match="a document named note.txt already exists; .*overwrite"):
+        save_upload(docs, "note.txt", b"Replacement text.", max_bytes=MB)
+    with pytest.raises(UploadRefused, match="already exists"):
+        save_upload(docs, "../note.txt", b"Replacement text.", max_bytes=MB)  # same name after cleaning
+    with pytest.raises(UploadRefused, match="a document named note.txt already exists"):
+        save_upload(docs, "NOTE.TXT", b"Replacement text.", max_bytes=MB)  # same name to a person
+    assert (docs / "note.txt").read_bytes() == TEXT
+    save_upload(docs, "Note.txt", b"Replacement text.", max_bytes=MB, overwrite=True)
+    assert (docs / "note.txt").read_bytes() == b"Replacement text."
+    assert [p.name for p in docs.iterdir()] == ["note.txt"]  # no .upload-* temp file left
+
+
+def test_engine_add_document_indexes_the_upload(workspace, make_engine):
+    engine = make_engine(workspace.with_(upload_max_mb=0.01))
+    name, report = engine.add_document("../Polar Station.md", EXTRA_MD.encode())
+    assert name == "Polar-Station.md"
+    assert report.added == [name] and report.unchanged == [BRIEFING_NAME]
+    answer = engine.ask("Who signed for the fuel delivery?")
+    assert answer.answer.startswith("Mira Lindqvist") and answer.citations[0].document == name
+    with pytest.raises(UploadRefused, match=r"^the file is 24\.4 KB; the limit is 10\.2 KB$"):
+        engine.add_document("huge.txt", b"word " * 5000)
+    with pytest.raises(UploadRefused, match="already exists"):
+        engine.add_document("Polar Station.md", b"# Other\n\nOther text.")

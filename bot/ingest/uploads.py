@@ -7,7 +7,11 @@ import re
 import unicodedata
 from pathlib import Path
 
-from bot.ingest.loaders import SUPPORTED_SUFFIXES
+from bot.ingest.loaders import SUPPORTED_SUFFIXES, _limit, _size
+
+
+# Device names Windows won't open as files (a documents folder may live on a Windows share).
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
 
 class UploadRefused(Exception):
@@ -21,10 +25,12 @@ def sanitize_filename(name: str) -> str:
     if not dot:
         stem, suffix = name, ""
     stem = re.sub(r"[^\w\- ]+", "-", stem, flags=re.UNICODE).strip(" .-_")
-    stem = re.sub(r"[\s]+", "-", stem)[:100]
+    stem = re.sub(r"[\s\-]*[\s\-]", "-", stem)[:100]
     suffix = re.sub(r"[^a-z0-9]", "", suffix.lower())
     if not stem:
         raise UploadRefused("that file name has no usable characters; rename it and try again")
+    if stem.lower() in _RESERVED:
+        raise UploadRefused(f"{stem} is a reserved device name on Windows; rename the file and try again")
     return f"{stem}.{suffix}" if suffix else stem
 
 
@@ -36,7 +42,7 @@ def save_upload(documents_dir: Path, filename: str, data: bytes, max_bytes: int,
         allowed = ", ".join(sorted(SUPPORTED_SUFFIXES))
         raise UploadRefused(f"{suffix or 'files without an extension'} can't be indexed; send one of {allowed}")
     if len(data) > max_bytes:
-        raise UploadRefused(f"the file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB")
+        raise UploadRefused(f"the file is {_size(len(data))}; the limit is {_limit(max_bytes)}")
     if not data.strip():
         raise UploadRefused("the file is empty")
     documents_dir = Path(documents_dir)
@@ -44,8 +50,12 @@ def save_upload(documents_dir: Path, filename: str, data: bytes, max_bytes: int,
     target = documents_dir / safe
     if target.resolve().parent != documents_dir.resolve():
         raise UploadRefused("that file name is not allowed")
-    if target.exists() and not overwrite:
-        raise UploadRefused(f"a document named {safe} already exists; upload again with overwrite to replace it")
+    # "Brief.TXT" and "brief.txt" are one document to a person (and to some file systems).
+    same = next((p for p in documents_dir.iterdir() if p.name.lower() == safe.lower()), None)
+    if same is not None:
+        if not overwrite:
+            raise UploadRefused(f"a document named {same.name} already exists; upload again with overwrite to replace it")
+        target = same
     tmp = documents_dir / f".upload-{os.getpid()}-{safe}"
     tmp.write_bytes(data)
     os.replace(tmp, target)
