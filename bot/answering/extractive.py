@@ -11,6 +11,7 @@ import re
 from typing import Sequence
 
 from bot.answering.types import Answer, Citation, Passage, Turn
+from bot.knowledge.search import SUPPORT, focus_terms
 from bot.knowledge.terms import raw_tokens, terms
 
 _MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December)"
@@ -26,7 +27,9 @@ _DATE = re.compile(
     rf"|\b(?:yesterday|today|tomorrow)\b",
     re.IGNORECASE,
 )
-_NUMBER_WORDS = r"(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|dozens|hundreds|thousands|millions)"
+_NUMBER_WORDS = (r"(?:(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:-(?:one|two|three|four|five|six|seven|eight|nine))?"
+                 r"|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen"
+                 r"|seventeen|eighteen|nineteen|a hundred|a thousand|dozens|hundreds|thousands|millions|a dozen|several)")
 _NUMBER = re.compile(
     r"\b(?:(?:about|around|nearly|almost|some|over|more than|fewer than|up to|as many as|at least) )?"
     rf"(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORDS}\b)(?: of)?(?:-(?:mile|km|kilometre|year|day|month))?"
@@ -39,10 +42,11 @@ _PLACE = re.compile(r"\b(?:in|at|to|into|from|near|inside) ((?:the )?[A-Z][\w'�
 _NOT_NAMES = {"The", "A", "An", "But", "And", "On", "In", "At", "For", "Since", "Mr", "Ms", "Mrs", "Dr",
               "US", "UK", "EU", "It", "He", "She", "They", "This", "That", "Thursday", "Tuesday",
               "Wednesday", "Monday", "Friday", "Saturday", "Sunday", "White", "House"}
+_ADJECTIVAL = re.compile(r"^[A-Z][a-z]+(?:ian|ean|ese|ish|ic|an)$|^(?:President|Prime|Minister|Chancellor|Secretary|Commission|Chief|General|Senator)$")
 _TITLES = re.compile(r"^(?:Mr|Ms|Mrs|Dr|President|Minister|Secretary)\.? ")
 
 NOT_COVERED = "The briefings don't say."
-_TYPED = {"when", "number", "money"}
+_TYPED = {"when", "number", "money", "who"}
 
 
 def question_kind(question: str) -> str:
@@ -109,7 +113,8 @@ def _nearest_name(question: str, text: str, qwords: set[str]) -> tuple[str, tupl
     names = []
     for m in _NAME.finditer(text):
         words = m.group(0).split()
-        while words and words[0] in _NOT_NAMES | {"Ukrainian", "Russian", "American", "British", "European"}:
+        # "German Chancellor Gerhard Schroeder" asked "Who is the German chancellor?" -> the person.
+        while words and (words[0] in _NOT_NAMES or words[0].lower() in qwords or _ADJECTIVAL.match(words[0])):
             words = words[1:]
         if not words or any(w.lower().rstrip("'’s") in qwords or w.lower() in qwords for w in words):
             continue
@@ -118,16 +123,21 @@ def _nearest_name(question: str, text: str, qwords: set[str]) -> tuple[str, tupl
         names.append((value, (start, start + len(value))))
     if not names:
         return "", None
-    qterms = set(terms(question))
-    anchors = [m.start() for m in re.finditer(r"[\w'’\-]+", text) if set(terms(m.group(0))) & qterms]
+    role = focus_terms(question)  # "Who is the German chancellor?": the name must stand by the role
+    qterms = role or set(terms(question))
+    anchors = [m.span() for m in re.finditer(r"[\w'’\-]+", text) if set(terms(m.group(0))) & qterms]
     if not anchors:
-        return names[0]
+        return ("", None) if role else names[0]
 
-    def distance(item):
+    def gap(item):
         (a, b) = item[1]
-        return min(min(abs(a - x), abs(b - x)) for x in anchors) - (25 if len(item[0].split()) > 1 else 0)
+        return min(max(x - b, a - y, 0) for x, y in anchors)
 
-    return min(names, key=distance)
+    if role:
+        names = [n for n in names if gap(n) <= 15]
+        if not names:
+            return "", None
+    return min(names, key=lambda n: gap(n) - (25 if len(n[0].split()) > 1 else 0))
 
 
 def _marked(text: str, span: tuple[int, int] | None) -> str:
@@ -154,7 +164,7 @@ class ExtractiveAnswerer:
         if kind != "other":
             short, span = short_answer(kind, question, chosen[0].text)
             if not short and kind in _TYPED:
-                # Asked for a date, number or amount and the best sentences hold none: the
+                # Asked for a date, number, amount or person and the best sentences hold none: the
                 # honest reply is that the briefing doesn't say, not a nearby sentence.
                 return Answer(question=question, answer=NOT_COVERED, abstained=True, answerer=self.name)
         citations = [
@@ -171,18 +181,20 @@ class ExtractiveAnswerer:
                       answerer=self.name, short_answer=short)
 
     def _choose(self, kind: str, question: str, passages: Sequence[Passage]) -> list[Passage]:
+        """Passage scores are support scores: only passages that support an answer on their
+        own may replace the top one or join it."""
         top = passages[0]
         first = top
         if kind != "other" and not short_answer(kind, question, top.text)[0]:
             # A close runner-up that holds the kind of answer asked for beats a top hit that doesn't.
             for p in passages[1:3]:
-                if p.score >= top.score - 0.08 and short_answer(kind, question, p.text)[0]:
+                if p.score >= max(SUPPORT, top.score - 0.15) and short_answer(kind, question, p.text)[0]:
                     first = p
                     break
         chosen = [first]
         for p in passages:
             if len(chosen) >= self.max_quotes:
                 break
-            if p is not first and p.score >= first.score - 0.03 and p.text != first.text:
+            if p is not first and p.score >= max(SUPPORT, first.score - 0.05):
                 chosen.append(p)
         return chosen

@@ -123,6 +123,7 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
     max_bytes = int(settings.max_document_mb * 1024 * 1024)
     kept: list[_DocRows] = []
     seen: set[str] = set()
+    first_with: dict[str, str] = {}  # content hash -> first document name with it
     paths = list_documents(docs_dir)
     for path in tqdm(paths, desc="documents", unit="doc", disable=not progress or len(paths) < 50, file=sys.stderr):
         name = path.relative_to(docs_dir).as_posix()
@@ -132,6 +133,11 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
         except OSError as exc:
             report.failed.append((name, f"unreadable ({exc.strerror or exc})"))
             continue
+        if digest in first_with:
+            # Identical files would answer twice with the same sentence; index one copy.
+            report.failed.append((name, f"duplicate of {first_with[digest]} (skipped)"))
+            continue
+        first_with[digest] = name
         before = old.get(name)
         if before and before.content_hash == digest and not rebuild:
             kept.append(_reuse(previous, before))
@@ -154,8 +160,8 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
         (report.changed if before else report.added).append(name)
     report.removed = sorted(set(old) - seen)
     # A document that failed now but was indexed before is kept as it was: loses nothing.
-    for name, _reason in report.failed:
-        if name in old and name not in report.removed:
+    for name, reason in report.failed:
+        if name in old and name not in report.removed and not reason.startswith("duplicate of"):
             kept.append(_reuse(previous, old[name]))
             report.notes.append(f"{name}: kept the previously indexed version")
     if previous and not rebuild and not report.has_changes:

@@ -29,8 +29,17 @@ W_DENSE, W_WINDOW, W_LEXICAL, W_COVER = 0.40, 0.20, 0.15, 0.25
 # Support: dense similarity plus term coverage of the best sentence must reach SUPPORT,
 # less ABSENT_PENALTY for each question term that occurs nowhere in the index ("price" in a
 # corpus that never prices anything is the thing asked for, and it isn't there).
-SUPPORT = 1.08
+SUPPORT = 1.0
 ABSENT_PENALTY = 0.15
+# "What is the price of X?" asks for a price: a sentence about X without one doesn't answer it.
+FOCUS_PENALTY = 0.5
+# Words that answer a "why" or "what was the purpose" question without sharing its words.
+_PURPOSE = re.compile(r"^why\b|\b(?:purpose|reason|aim|goal|intention|motive|rationale)\b", re.IGNORECASE)
+_CUES = frozenset(terms("intended aimed goal purpose because reason due order designed wary fear worried arguing so that"))
+_FRAME = frozenset(terms("purpose reason aim goal intention motive rationale"))
+W_CUE = 0.06
+CUE_SUPPORT = 0.2
+KEY_PENALTY = 0.3
 _FOLLOWUP_WORDS = {"that", "it", "this", "those", "these", "they", "them", "he", "she", "him", "her", "his",
                    "there", "then", "else", "other", "another", "also", "same", "its", "their"}
 _ELSE_WORDS = {"else", "other", "another", "besides"}
@@ -38,9 +47,9 @@ _ELSE_WORDS = {"else", "other", "another", "besides"}
 
 @dataclass(frozen=True)
 class Retrieval:
-    passages: list[Passage]
+    passages: list[Passage]  # best first; each Passage.score is its own support score
     supported: bool  # whether passages[0] really answers the question
-    confidence: float  # the support score compared with SUPPORT
+    confidence: float  # support of the best passage, compared with SUPPORT
     coverage: float
     dense: float
 
@@ -115,7 +124,15 @@ class Searcher:
                 got += w
             elif t in around:
                 got += 0.5 * w
+            elif _prefix_match(t, own):
+                got += 0.75 * w
         return got / total if total else 0.0
+
+    def _has(self, row: int, term: str, near: Sequence[int] = ()) -> bool:
+        pool = self._row_terms(row) | self._heading_terms(row)
+        for r in near:
+            pool = pool | self._row_terms(r)
+        return term in pool or _prefix_match(term, pool)
 
     # ---- search -----------------------------------------------------------------------
     def search(self, question: str, history: Sequence[Turn] = (), k: int = 5) -> Retrieval:
@@ -124,6 +141,7 @@ class Searcher:
         qterms = terms(question)
         names = name_terms(question)
         followup = bool(history) and _is_followup(question, qterms)
+        cues = _CUES if _PURPOSE.search(question) else frozenset()
         qv = self.encoder.encode_query(question)
         dense_q = qv
         ctx_terms: list[str] = []
@@ -159,24 +177,57 @@ class Searcher:
         excluded = _quoted_in(previous.answer, self.snap.sentences.texts, rows) if (
             previous and _ELSE_WORDS & set(raw_tokens(question))) else set()
         scored = []
-        cover_terms = qterms + ([t for t in ctx_terms if t not in qterms] if followup else [])
+        # In "what was the purpose of X", "purpose" frames the question; X is what must match.
+        core = [t for t in qterms if t not in _FRAME] if cues else qterms
+        cover_terms = core + ([t for t in ctx_terms if t not in core] if followup else [])
         for i, row in enumerate(rows):
             near = self._neighbours(row)
             window = vecs[[row, *near]].mean(axis=0)
             window_sim = float(window @ dense_q / (np.linalg.norm(window) or 1.0))
             cover = self._coverage(row, cover_terms, near, names)
             score = W_DENSE * float(dense[i]) + W_WINDOW * window_sim + W_LEXICAL * float(lex_norm[i]) + W_COVER * cover
+            if cues and cues & self._row_terms(row):
+                score += W_CUE
             if row in excluded:
                 score -= 0.5
             scored.append((score, row, cover, float(dense[i]), float(own_dense[i])))
         scored.sort(reverse=True)
-        best_score, best_row, best_cover, best_dense, best_own = scored[0]
-        own_cover = self._coverage(best_row, qterms, self._neighbours(best_row), names)
-        absent = sum(1 for t in set(qterms) if t not in self._idf)
-        support = best_dense + (best_cover if followup else own_cover) - ABSENT_PENALTY * absent
-        supported = bool(qterms) and support >= SUPPORT
-        passages = [self.passage(row, score) for score, row, *_ in scored[:k]]
-        return Retrieval(passages, supported, round(support, 4), best_cover, best_dense)
+        absent = sum(1 for t in set(core) if t not in self._idf)
+        focus = focus_terms(question)
+        verb = who_verb(question)
+        # The rarest term that isn't a name is what the question is about ("invade" in "Why
+        # did Russia invade Ukraine?"); a sentence without it, or next to it, doesn't answer.
+        # (Terms the index lacks altogether are ABSENT_PENALTY's business.)
+        key = max((t for t in set(core) if t not in names and t in self._idf), key=self.idf, default="")
+        passages: list[Passage] = []
+        seen_texts: set[str] = set()
+        best = None
+        for score, row, cover, dense_i, _own in scored:
+            text = self.snap.sentences.texts[row]
+            if text in seen_texts:  # the same sentence in two files: quote it once
+                continue
+            seen_texts.add(text)
+            support = dense_i + cover - ABSENT_PENALTY * absent
+            if focus and not all(self._has(row, t) for t in focus):
+                support -= FOCUS_PENALTY
+            if verb and not self._has(row, verb, self._neighbours(row)):
+                support -= FOCUS_PENALTY
+            cued = bool(cues and cues & self._row_terms(row))
+            if cued:
+                # A "why" is answered by a clause ("was intended to ..."), which rarely repeats
+                # the question's words: a stated purpose or cause stands in for the missing ones.
+                support += CUE_SUPPORT
+            if key and not cued and not self._has(row, key, self._neighbours(row)):
+                support -= KEY_PENALTY
+            if not qterms:
+                support = 0.0
+            if best is None:
+                best = (support, cover, dense_i)
+            passages.append(self.passage(row, support))
+            if len(passages) >= k:
+                break
+        support, cover, dense_top = best
+        return Retrieval(passages, support >= SUPPORT, round(support, 4), cover, dense_top)
 
     def passage(self, row: int, score: float = 0.0) -> Passage:
         t = self.snap.sentences
@@ -205,6 +256,37 @@ class Searcher:
         doc = self.snap.sentences.doc
         rows = [r for r in range(row - radius, row + radius + 1) if 0 <= r < self._n and doc[r] == doc[row]]
         return [self.passage(r) for r in rows]
+
+
+_FOCUS = re.compile(
+    r"^(?:what|who|which)(?:'s| is| was| are| were)(?: the| a| an)? ((?:[\w\-]+ ){0,2}?[\w\-]+?)(?: (?:of|for|in|at|on|to|by|from)\b|\?|$)",
+    re.IGNORECASE,
+)
+
+
+def focus_terms(question: str) -> frozenset[str]:
+    """The thing a "what is the X of ..." / "who is the X" question asks for, as terms."""
+    m = _FOCUS.match(question.strip())
+    if not m or _PURPOSE.search(m.group(1)):  # a purpose is stated in a clause, not a word
+        return frozenset()
+    return frozenset(terms(m.group(1)))
+
+
+_WHO_VERB = re.compile(r"^who (?!(?:is|was|are|were|did|does|do|has|have|had|will|would|could|can|should|may|might|else)\b)([a-z]+)", re.IGNORECASE)
+
+
+def who_verb(question: str) -> str:
+    """The act asked about in "who won ...?": someone else doing something else is no answer."""
+    m = _WHO_VERB.match(question.strip())
+    found = terms(m.group(1)) if m else []
+    return found[0] if found else ""
+
+
+def _prefix_match(term: str, pool: frozenset[str]) -> bool:
+    """"plead" meets "plea", "escal" meets "escalation": stems that differ only in their ending."""
+    if len(term) < 4:
+        return False
+    return any(len(other) >= 4 and (other.startswith(term) or term.startswith(other)) for other in pool)
 
 
 def name_terms(question: str) -> frozenset[str]:

@@ -22,7 +22,7 @@ STOPWORDS = frozenset(STOPWORDS_EN) | {
     "mrs", "dr", "would", "could", "should", "can", "will", "may", "might", "one", "any", "about",
     # words that frame a question rather than carry its content
     "happen", "happened", "occur", "occurred", "exactly", "actually", "briefing", "briefings",
-    "article", "document", "report", "mention", "mentioned", "know", "now",
+    "article", "document", "report", "mention", "mentioned", "know", "now", "doing", "done", "going",
 }
 
 

@@ -1,0 +1,44 @@
+"""The hybrid sentence search as a LangChain ``BaseRetriever``, so briefbot's index composes
+with LangChain chains; each ``Document`` is one source sentence with its citation metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+
+
+class BriefingRetriever(BaseRetriever):
+    """``engine`` is a ``bot.answering.engine.Engine``; ``k`` sentences come back, best first.
+
+    With ``only_supported`` (the default) an empty list means the briefings don't cover the
+    question, the same judgement the answerers use.
+    """
+
+    engine: Any
+    k: int = 5
+    only_supported: bool = True
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        found = self.engine.retrieve(query, k=self.k)
+        if self.only_supported and not found.supported:
+            return []
+        return [
+            Document(
+                page_content=p.text,
+                id=p.sentence_id,
+                metadata={
+                    "sentence_id": p.sentence_id,
+                    "document": p.document,
+                    "title": p.title,
+                    "start": p.start,
+                    "end": p.end,
+                    "heading": p.heading,
+                    "location": p.location,
+                    "score": p.score,
+                },
+            )
+            for p in found.passages
+        ]
