@@ -74,9 +74,14 @@ def settings_for(root: Path, **changes) -> Settings:
     return Settings(documents_dir=Path(root) / "docs", index_dir=Path(root) / "idx", **changes)
 
 
-@lru_cache(maxsize=None)
 def normalized_text(docs_dir: str, name: str) -> str:
-    """A document's normalized text, the one citation offsets point into."""
+    """A document's normalized text, the one citation offsets point into (as the file is now)."""
+    stat = (Path(docs_dir) / name).stat()
+    return _normalized_text(str(docs_dir), name, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=256)
+def _normalized_text(docs_dir: str, name: str, _mtime: int, _size: int) -> str:
     from bot.ingest.loaders import load_document
 
     return load_document(Path(docs_dir) / name, Path(docs_dir)).text

@@ -9,7 +9,7 @@ import pytest
 
 from bot.knowledge.build import build_index
 from bot.knowledge.store import load_snapshot
-from conftest import BRIEFING_NAME, EXTRA_MD, EXTRA_NAME, tmp_leftovers, write_docs
+from conftest import BRIEFING_NAME, EXTRA_MD, EXTRA_NAME, assert_verbatim, tmp_leftovers, write_docs
 
 MEMO = "memo.txt"
 MEMO_TEXT = (
@@ -142,6 +142,8 @@ def test_change_report_add_change_remove_unchanged_failed(workspace, encoder, ma
     storm = engine.ask("How long was the runway closed by the storm?")
     assert not storm.abstained and "eleven days" in storm.answer.replace("**", "")
     assert all(c.document == EXTRA_NAME for c in storm.citations)
+    assert_verbatim(engine, storm)  # offsets point into the Markdown file's normalized text
+    assert storm.citations[0].heading == "Weather"
 
 
 @pytest.mark.parametrize("damage, reason", [
