@@ -180,6 +180,18 @@ def cold_start(index: Path, documents: Path, runs: int) -> dict:
         cmd2 = [*briefbot_cmd(), "--help"] if code is None else [sys.executable, "-c", code]
         walls = [run_child_rusage(cmd2)["wall_s"] for _ in range(2)]
         floors[name] = round(min(walls), 3)
+    onnx = Path(os.environ.get("BRIEFBOT_BENCH_ONNX", "/work/data/onnx")) / "model_qint8_per_channel.onnx"
+    if onnx.is_file():
+        # What a torch-free query path would pay: onnxruntime + tokenizers, load int8 model, embed one question.
+        code = ("import onnxruntime as ort, numpy as np; from tokenizers import Tokenizer; "
+                f"s = ort.InferenceSession({str(onnx)!r}, providers=['CPUExecutionProvider']); "
+                f"t = Tokenizer.from_file({str(onnx.parent / 'tokenizer.json')!r}); e = t.encode({COLD_QUESTION!r}); "
+                "f = {'input_ids': np.array([e.ids]), 'attention_mask': np.array([e.attention_mask]), "
+                "'token_type_ids': np.array([e.type_ids])}; s.run(None, f)")
+        runs = [run_child_rusage([sys.executable, "-c", code]) for _ in range(2)]
+        if all(r["returncode"] == 0 for r in runs):
+            floors["onnx_int8_query_embedding_process"] = round(min(r["wall_s"] for r in runs), 3)
+            floors["onnx_int8_query_embedding_peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
     walls = [r["wall_s"] for r in out]
     return {"command": " ".join(cmd), "runs": out, "wall_s_median": round(statistics.median(walls), 3),
             "wall_s_min": round(min(walls), 3), "goal_s": GOALS["cold_start_s"],
