@@ -127,12 +127,12 @@ async def test_upload_saves_a_sanitized_name_indexes_it_and_answers_from_it(fake
 @pytest.mark.parametrize(
     "filename, data, expect",
     [
-        ("payload.exe", b"MZ\x90\x00", "not accepted"),
+        ("payload.exe", b"MZ\x90\x00", "can't be indexed"),
         ("report.pdf", b"just text pretending", "not a PDF"),
         ("notes.txt", b"\x00\x01\x02binary", "binary data"),
         ("huge.txt", b"a" * (2 * 1024 * 1024 + 10), "limit is 2 MB"),
-        (".hidden", b"text", "not accepted"),
-        ("../../../etc/passwd", b"root:x:0:0", "extensions"),
+        (".hidden", b"text", "no usable characters"),
+        ("../../../etc/passwd", b"root:x:0:0", "without an extension can't be indexed"),
     ],
 )
 async def test_upload_refuses_bad_files_and_changes_nothing(fake, make_bot, admin_engine, filename, data, expect):

@@ -86,6 +86,8 @@ class Engine:
         self._build_done = threading.Condition()
         self._build_running = False
         self._last_report: ChangeReport | None = None
+        if self.settings.answerer.strip().lower() != "extractive":
+            self.answerer  # a misconfigured LLM answerer should stop start-up, not the first question
 
     # ---- answerer ---------------------------------------------------------------------
     @property
@@ -162,7 +164,8 @@ class Engine:
         text, problem = clean_question(question)
         if problem:
             return Answer(question=question if isinstance(question, str) else "", answer=problem,
-                          abstained=True, error=problem, latency_ms=(time.perf_counter() - started) * 1000)
+                          abstained=True, error=problem, latency_ms=(time.perf_counter() - started) * 1000,
+                          id=answer_id)
         snap, searcher = self._current()
         history = [t for t in history if isinstance(t, Turn)][-MAX_HISTORY_TURNS:]
         found = searcher.search(text, history)
@@ -171,6 +174,7 @@ class Engine:
         if answer.abstained and not answer.error and not passages:
             answer.answer = NOT_COVERED if not snap.documents else _not_covered(text)
         answer.question = text
+        answer.id = answer_id
         answer.index_version = snap.version
         answer.latency_ms = (time.perf_counter() - started) * 1000
         log.info("answer %s: %s, %d citations, %.0f ms, index %s", answer_id,

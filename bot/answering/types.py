@@ -71,6 +71,7 @@ class Answer:
     short_answer: str = ""  # the typed answer put first ("November 12th"), "" if none
     note: str = ""  # e.g. why an LLM answer fell back to the extractive one
     error: str = ""  # set when the question itself was unusable (empty, too long, ...)
+    id: str = ""  # the engine's id for this answer; logs on every surface name it
 
     def to_json(self) -> dict:
         data = {

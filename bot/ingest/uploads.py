@@ -34,17 +34,37 @@ def sanitize_filename(name: str) -> str:
     return f"{stem}.{suffix}" if suffix else stem
 
 
-def save_upload(documents_dir: Path, filename: str, data: bytes, max_bytes: int, overwrite: bool = False) -> Path:
-    """Write ``data`` as a new document; refuses wrong types, oversize files and silent overwrites."""
+def check_upload(filename: str, size: int, max_bytes: int) -> str:
+    """The safe name for an upload of ``size`` bytes, before anything is downloaded or written."""
     safe = sanitize_filename(filename)
     suffix = Path(safe).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         allowed = ", ".join(sorted(SUPPORTED_SUFFIXES))
         raise UploadRefused(f"{suffix or 'files without an extension'} can't be indexed; send one of {allowed}")
-    if len(data) > max_bytes:
-        raise UploadRefused(f"the file is {_size(len(data))}; the limit is {_limit(max_bytes)}")
+    if size <= 0:
+        raise UploadRefused("the file is empty")
+    if size > max_bytes:
+        raise UploadRefused(f"the file is {_size(size)}; the limit is {_limit(max_bytes)}")
+    return safe
+
+
+def check_content(name: str, data: bytes) -> None:
+    """The bytes must be what the name claims: a renamed binary is not a briefing."""
+    suffix = Path(name).suffix.lower()
     if not data.strip():
         raise UploadRefused("the file is empty")
+    if suffix == ".pdf" and not data.startswith(b"%PDF-"):
+        raise UploadRefused("the file is named .pdf but is not a PDF")
+    if suffix == ".docx" and not data.startswith(b"PK\x03\x04"):
+        raise UploadRefused("the file is named .docx but is not a Word document")
+    if suffix in {".txt", ".md", ".html", ".htm"} and b"\x00" in data[:65536]:
+        raise UploadRefused(f"the file is named {suffix} but contains binary data")
+
+
+def save_upload(documents_dir: Path, filename: str, data: bytes, max_bytes: int, overwrite: bool = False) -> Path:
+    """Write ``data`` as a new document; refuses wrong types, oversize files and silent overwrites."""
+    safe = check_upload(filename, len(data), max_bytes)
+    check_content(safe, data)
     documents_dir = Path(documents_dir)
     documents_dir.mkdir(parents=True, exist_ok=True)
     target = documents_dir / safe

@@ -223,9 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from bot.answering.llm import LLMUnavailable
         from bot.knowledge.build import BuildBusy
 
-        if isinstance(exc, (BuildBusy, FileNotFoundError, ValueError)):
+        if isinstance(exc, (BuildBusy, FileNotFoundError, ValueError, LLMUnavailable)):
             print(f"briefbot {args.command}: {exc}", file=sys.stderr)
             return 1
         raise

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from bot.knowledge.report import ChangeReport
 
-from . import uploads
 
 log = logging.getLogger("briefbot.discord.builds")
 
@@ -50,21 +49,12 @@ class BuildRunner:
             return BuildResult(report, seconds)
 
     async def upload(self, name: str, data: bytes, overwrite: bool) -> tuple[str, bool, BuildResult]:
-        """Save one document and index it; returns (saved name, replaced an existing one, build)."""
+        """Save one document and index it; returns (saved name, replaced an existing one, build).
+
+        Raises the core's ``UploadRefused`` (wrong type, too big, not what it claims, exists)."""
         async with self._lock:
             started = time.monotonic()
-            docs = Path(getattr(getattr(self.engine, "settings", None), "documents_dir", self.settings.documents_dir))
+            docs = Path(self.engine.settings.documents_dir)
             existed = docs.is_dir() and any(p.name.lower() == name.lower() for p in docs.iterdir())
-            add = getattr(self.engine, "add_document", None)
-            if add is not None:
-                if existed and not overwrite:
-                    raise uploads.UploadExists(
-                        f"`{name}` already exists in the briefings; run /upload again with overwrite:True to replace it"
-                    )
-                saved, report = await asyncio.to_thread(add, name, data, overwrite)
-                saved_name = getattr(saved, "name", None) or str(saved).rsplit("/", 1)[-1]
-            else:
-                path, _ = await asyncio.to_thread(uploads.save_upload, docs, name, data, overwrite)
-                saved_name = path.name
-                report = await asyncio.to_thread(self.engine.build)
-            return saved_name, existed, BuildResult(report, time.monotonic() - started)
+            saved, report = await asyncio.to_thread(self.engine.add_document, name, data, overwrite)
+            return saved, existed, BuildResult(report, time.monotonic() - started)

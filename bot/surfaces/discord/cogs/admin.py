@@ -9,7 +9,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from .. import uploads
+from bot.ingest.uploads import UploadRefused, check_upload
+
 from ..builds import BuildResult
 from ..render import COLOR_ERROR, NO_MENTIONS, escape, render_lines
 
@@ -90,11 +91,10 @@ class AdminCog(commands.Cog):
     async def upload(self, interaction: discord.Interaction, file: discord.Attachment, overwrite: bool = False) -> None:
         if await self._refuse_unless_admin(interaction, "upload"):
             return
-        settings = self.bot.settings
+        max_bytes = int(self.bot.settings.upload_max_mb * 1024 * 1024)
         try:
-            name = uploads.sanitize_filename(file.filename)
-            uploads.check_size(file.size, settings.upload_max_mb)
-        except uploads.UploadRejected as exc:
+            name = check_upload(file.filename, file.size, max_bytes)
+        except UploadRefused as exc:
             await interaction.response.send_message(f"Upload refused: {exc}. Nothing was changed.", ephemeral=True,
                                                     allowed_mentions=NO_MENTIONS)
             return
@@ -102,12 +102,9 @@ class AdminCog(commands.Cog):
         log.info("upload requested user=%s name=%s bytes=%d", interaction.user.id, name, file.size)
         try:
             data = await file.read()
-            uploads.check_size(len(data), settings.upload_max_mb)
-            await asyncio.to_thread(uploads.check_content, name, data)
             saved, replaced, result = await self.bot.builds.upload(name, data, overwrite)
-        except uploads.REFUSALS as exc:
-            reason = str(exc) if isinstance(exc, uploads.UploadRejected) else escape(str(exc))  # ours name no user text
-            await interaction.followup.send(f"Upload refused: {reason}. Nothing was changed.",
+        except UploadRefused as exc:
+            await interaction.followup.send(f"Upload refused: {escape(str(exc))}. Nothing was changed.",
                                             allowed_mentions=NO_MENTIONS)
             return
         except (discord.HTTPException, ValueError, OSError) as exc:

@@ -50,9 +50,9 @@ class AskCog(commands.Cog):
         if not answer.error:
             self.bot.store.record(aid, conversation, user_id, answer)
         log.info(
-            "answer id=%s surface=%s user=%s guild=%s question_chars=%d history=%d abstained=%s citations=%d "
+            "answer id=%s engine_id=%s surface=%s user=%s guild=%s question_chars=%d history=%d abstained=%s citations=%d "
             "version=%s answerer=%s error=%s ms=%.0f",
-            aid, surface, user_id, guild_id, len(question), len(history), answer.abstained, len(answer.citations),
+            aid, answer.id, surface, user_id, guild_id, len(question), len(history), answer.abstained, len(answer.citations),
             answer.index_version, answer.answerer, bool(answer.error), (time.monotonic() - started) * 1000,
         )
         return answer, render_answer(answer, answer_id=aid, built_at=built_at)
