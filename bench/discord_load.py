@@ -46,9 +46,32 @@ def pct(values: list[float], q: float) -> float | None:
     return round(values[k], 3)
 
 
+async def start_bot(engine, base: Settings, work: Path, **overrides):
+    """A fake Discord and the real bot logged in to it: returns (fake, bot, runner task)."""
+    from bot.surfaces.discord import create_bot
+
+    fake = await FakeDiscord().start()
+    settings = base.with_(discord_token="test-token", discord_guild_id=int(fake.guild_id),
+                          feedback_path=work / "data" / "feedback.jsonl", **overrides)
+    bot = create_bot(settings, engine=engine, connector=fake.connector(), guild_ready_timeout=0.05)
+    runner = asyncio.create_task(bot.start(settings.discord_token))
+    await asyncio.wait_for(bot.wait_until_ready(), 30)
+    return fake, bot, runner
+
+
+async def stop_bot(fake, bot, runner) -> None:
+    """Let the threads the answers open finish, then shut the bot and the fake down."""
+    seen = -1
+    while seen != len(fake.requests):
+        seen = len(fake.requests)
+        await asyncio.sleep(0.5)
+    await bot.close()
+    await asyncio.wait_for(runner, 10)
+    await fake.close()
+
+
 async def main(args) -> dict:
     from bot.answering.engine import Engine
-    from bot.surfaces.discord import create_bot
 
     work = Path(tempfile.mkdtemp(prefix="briefbot-discord-load-"))
     try:
@@ -62,13 +85,8 @@ async def main(args) -> dict:
         engine.build()
         build_s = time.perf_counter() - t0
 
-        fake = await FakeDiscord().start()
-        settings = base.with_(discord_token="test-token", discord_guild_id=int(fake.guild_id),
-                              cooldown_seconds=args.cooldown, guild_rate_per_minute=args.guild_rate,
-                              feedback_path=work / "data" / "feedback.jsonl")
-        bot = create_bot(settings, engine=engine, connector=fake.connector(), guild_ready_timeout=0.05)
-        runner = asyncio.create_task(bot.start(settings.discord_token))
-        await asyncio.wait_for(bot.wait_until_ready(), 30)
+        fake, bot, runner = await start_bot(engine, base, work, cooldown_seconds=args.cooldown,
+                                            guild_rate_per_minute=args.guild_rate)
         await asyncio.to_thread(engine.ask, QUESTIONS[0])  # warm: model and index loaded, as after start-up
 
         users = [fake.user(f"user{i}") for i in range(args.users)]
@@ -111,14 +129,7 @@ async def main(args) -> dict:
             "protocol_errors": len(fake.errors),
             "cpu_count": os.cpu_count(),
         }
-        # let the threads the answers open finish before shutting down
-        seen = -1
-        while seen != len(fake.requests):
-            seen = len(fake.requests)
-            await asyncio.sleep(0.5)
-        await bot.close()
-        await asyncio.wait_for(runner, 10)
-        await fake.close()
+        await stop_bot(fake, bot, runner)
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
