@@ -75,7 +75,7 @@ def test_follow_up_uses_the_conversation(briefing_engine):
 
 
 @pytest.mark.xfail(strict=False, reason="reported: 'Who else was told?' after the Blinken question abstains "
-                                        "(bot/knowledge/search.py support rule; lead is tuning it)")
+                                        "on most hash seeds (search.py support rule and its set-order tie-break)")
 def test_who_else_follow_up(briefing_engine):
     first = briefing_engine.ask("Who did Blinken inform about the decision?")
     assert "Mark Rutte" in first.answer
@@ -95,7 +95,8 @@ def test_history_junk_and_length_never_break_an_answer(briefing_engine):
 
 
 @pytest.mark.xfail(strict=False, reason="reported: a short self-contained question after an unrelated turn is "
-                                        "taken for a follow-up (search.py _is_followup: <= 2 terms) and abstains")
+                                        "taken for a follow-up (search.py _is_followup: <= 2 terms) and abstains "
+                                        "on most hash seeds")
 def test_new_question_after_an_unrelated_turn_is_answered_on_its_own(briefing_engine):
     first = briefing_engine.ask("Which British weapons were fired into Russia?")
     assert "Storm Shadow" in first.answer
@@ -143,26 +144,37 @@ def test_status_and_sources(briefing_engine, briefing_version):
 
 # --------------------------------------------------------------------------- the dev set
 
+needs_dev_set = pytest.mark.skipif(not DEV_EVAL.is_file(), reason="shared dev set not present")
 
-@pytest.mark.skipif(not DEV_EVAL.is_file(), reason="shared dev set not present")
-def test_dev_set_abstains_on_every_unanswerable(briefing_engine):
-    metrics = run_eval(briefing_engine.ask, read_rows(DEV_EVAL)).metrics()
+
+@pytest.fixture(scope="module")
+def dev_result(briefing_engine):
+    return run_eval(briefing_engine.ask, read_rows(DEV_EVAL))
+
+
+@needs_dev_set
+def test_dev_set_abstains_on_every_unanswerable(dev_result):
+    metrics = dev_result.metrics()
     assert metrics["unanswerable"] >= 3
     assert metrics["abstention_on_unanswerable"] == 1.0
 
 
-@pytest.mark.skipif(not DEV_EVAL.is_file(), reason="shared dev set not present")
-@pytest.mark.xfail(strict=False, reason="reported: dev set at 0.846 answer/citation accuracy (d09 quotes the wrong "
-                                        "sentence, d12 abstains) while the lead tunes search.py/extractive.py")
-def test_dev_set_accuracy(briefing_engine):
-    result = run_eval(briefing_engine.ask, read_rows(DEV_EVAL))
-    metrics = result.metrics()
-    misses = [(o.id, o.answer.answer[:120]) for o in result.failures()]
+@needs_dev_set
+def test_dev_set_accuracy(briefing_engine, dev_result):
+    metrics = dev_result.metrics()
+    misses = [(o.id, o.answer.answer[:120]) for o in dev_result.failures()]
     assert metrics["answer_accuracy"] >= 0.9, misses
     assert metrics["citation_accuracy"] >= 0.9, misses
-    assert metrics["false_abstentions"] == 0, misses
-    for outcome in result.outcomes:
+    for outcome in dev_result.outcomes:
         assert_verbatim(briefing_engine, outcome.answer)
+
+
+@needs_dev_set
+@pytest.mark.xfail(strict=False, reason="reported: d09 'Could the decision change the course of the war?' "
+                                        "abstains on some hash seeds (search.py key-term tie-break)")
+def test_dev_set_has_no_false_abstention(dev_result):
+    metrics = dev_result.metrics()
+    assert metrics["false_abstentions"] == 0, [o.id for o in dev_result.outcomes if o.answerable and o.answer.abstained]
 
 
 # --------------------------------------------------------------------------- bad questions
@@ -193,7 +205,8 @@ def test_unusable_questions_get_a_helpful_message(briefing_engine, question, mes
 
 
 LOWER_CASE = pytest.mark.xfail(strict=False, reason="reported: names are recognised by capital letters only "
-                                                   "(search.py name_terms); a lower-case question abstains")
+                                                   "(search.py name_terms); a lower-case question abstains on most "
+                                                   "hash seeds")
 
 
 @pytest.mark.parametrize("question", [
@@ -224,3 +237,4 @@ def test_the_answer_echoes_the_cleaned_question(briefing_engine):
     answer = briefing_engine.ask("Who won\x00 the\u200b Super Bowl?")
     assert answer.question == "Who won the Super Bowl?"
     assert "\x00" not in answer.answer and "\u200b" not in answer.answer
+
