@@ -309,7 +309,7 @@ def main() -> int:
     speedup = min(sp["speedup_vs_torch_fp32_median"], speedup_1t)
     drops = [-v for cond in result.get("accuracy", {}).values() for k, v in cond["change"].items()
              if k in ("pass_rate", "top_citation_evidence", "citation_accuracy", "answer_accuracy")]
-    worst_drop = max(drops) if drops else None
+    worst_drop = round(max(drops) + 0.0, 4) if drops else None  # + 0.0 turns -0.0 into 0.0
     make_default = speedup >= MIN_SPEEDUP and worst_drop is not None and worst_drop <= MAX_DROP
     result["recommendation"] = {
         "speedup_batch_encode_median_default_threads": sp["speedup_vs_torch_fp32_median"],

@@ -76,8 +76,13 @@ def summarize(b: dict) -> dict:
             "build_tokens_per_s": fb["build"]["tokens_per_s"], "raw_tokens_per_s": fb["raw_encode"]["tokens_per_s"],
             "ratio_build_over_raw": fb["ratio_build_over_raw"], "ratio_cpu_time": fb["ratio_build_over_raw_cpu"],
             "build_outside_encoder_s": fb["build_outside_encoder_s"],
+            "encoder_share_of_build": round(fb["build_phases_s"].get("encoder.encode", 0) / fb["build"]["wall_s"], 3),
             "goal": ">= 0.9", "meets_goal": fb["meets_goal"],
         }
+    ps = bt.get("paired_subset")
+    if ps:
+        s["1_build_paired_subset"] = {k: ps[k] for k in ("articles", "unique_sentences", "build_s", "raw_s",
+                                                         "build_outside_encoder_s", "ratio_of_medians", "meets_goal")}
     inc = bt.get("incremental", {})
     if inc:
         s["2_incremental"] = {"seconds_median": inc["seconds_median"], "seconds_max": inc["seconds_max"],
