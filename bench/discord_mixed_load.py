@@ -1,10 +1,11 @@
 """Mixed load through the fake Discord: many users asking while an admin re-indexes and uploads.
 
-The issue-6 load benchmark. Simulated users (each waits for its answer and for the bot's
-per-user cooldown before asking again) send /ask through the real discord.py client to the real
-Engine (real model, FAISS) over a temporary copy of ``documents/`` plus a few small generated
-briefings. A quarter of the way in, an admin edits one of those briefings and runs /reindex;
-a little later the admin runs /upload with a new briefing. Reported as JSON on stdout:
+The issue-6 load benchmark. Simulated users (each waits for its answer, the bot's per-user
+cooldown and up to ``--think`` seconds of reading before asking again) send /ask through the
+real discord.py client to the real Engine (real model, FAISS) over a temporary copy of
+``documents/`` plus a few small generated briefings. A fifth of the way in, an admin edits one
+of those briefings and runs /reindex; a little later (while that build may still run) the admin
+runs /upload with a new briefing. Reported as JSON on stdout (exit status 1 if a check fails):
 
 - every interaction (questions, /reindex, /upload) acknowledged within Discord's 3 s;
 - every question answered;
@@ -229,8 +230,8 @@ async def main(args) -> dict:
                     text = ((inter.callback or {}).get("data") or {}).get("content", "")
                     refusals[text.split(".")[0][:60]] += 1
                     await asyncio.sleep(args.cooldown)
-                # the next question only after the cooldown, plus a little "reading time"
-                await asyncio.sleep(args.cooldown + rng.uniform(0.05, 0.3))
+                # the next question only after the cooldown, plus some reading time
+                await asyncio.sleep(args.cooldown + rng.uniform(0.05, args.think))
 
         admin = fake.user("admin")
         admin_perms = MEMBER_PERMS | MANAGE_GUILD
@@ -297,6 +298,8 @@ async def main(args) -> dict:
                 "questions_answered_while_it_ran": op.get("answered_after", 0) - op["answered_before"],
                 "reply": text.strip()[:300],
             }
+        builds_done = max((end for _start, end in build_windows), default=None)
+        after_builds = sum(1 for i in answered_ok if builds_done is not None and i.sent_at > builds_done)
         overlapping = sum(1 for i in answered_ok if any(i.sent_at < end and i.answered_at > start
                                                         for start, end in build_windows))
         # Quotes from the edited logistics briefing tell the two versions apart most clearly.
@@ -335,6 +338,7 @@ async def main(args) -> dict:
             "versions_existed": ledger.order,
             "answers_per_version": {v: seen.get(v, 0) for v in ledger.order},
             "answers_in_flight_during_a_build": overlapping,
+            "answers_asked_after_both_builds": after_builds,
             "by_question": {q: dict(k) for q, k in by_question.items()},
             "logistics_quotes": {f"{a} / {b}": k for (a, b), k in sorted(logistics.items())},
             "admin": admin_report,
@@ -365,9 +369,11 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=20, help="simulated users asking them (default 20)")
     parser.add_argument("--cooldown", type=float, default=0.5, help="the bot's per-user cooldown, s (default 0.5)")
     parser.add_argument("--guild-rate", type=int, default=10_000, help="per-guild questions per minute")
-    parser.add_argument("--reindex-at", type=float, default=0.25, help="fraction answered before /reindex")
-    parser.add_argument("--upload-at", type=float, default=0.4, help="fraction answered before /upload")
-    parser.add_argument("--appendix", type=int, default=400,
+    parser.add_argument("--think", type=float, default=2.0,
+                        help="most seconds a user reads an answer before the cooldown-paced next question")
+    parser.add_argument("--reindex-at", type=float, default=0.2, help="fraction answered before /reindex")
+    parser.add_argument("--upload-at", type=float, default=0.3, help="fraction answered before /upload")
+    parser.add_argument("--appendix", type=int, default=300,
                         help="generated lines in the edited briefing (the upload gets half), so builds take seconds")
     parser.add_argument("--timeout", type=float, default=270.0, help="seconds before giving up on answers")
     parser.add_argument("--seed", type=int, default=6)
