@@ -35,9 +35,7 @@ def test_when_was_umerov_informed(briefing_engine, briefing_version):
 
 
 @pytest.mark.parametrize("question, short, evidence", [
-    pytest.param("Who told reporters about the North Korean soldiers docking in Russia?", "John Kirby",
-                 "John Kirby told reporters", marks=pytest.mark.xfail(strict=False, reason=(
-                     "reported: extractive.py _nearest_name puts \"Korea's Wonsan\" first; the quote is right"))),
+    ("Who told reporters about the North Korean soldiers docking in Russia?", "John Kirby", "John Kirby told reporters"),
     ("How many North Korean forces were in Kursk?", "as many as 8,000", "8,000 North Korean forces"),
     ("Which British weapons were fired into Russia?", "", "Storm Shadow cruise missiles"),
 ])
@@ -74,8 +72,6 @@ def test_follow_up_uses_the_conversation(briefing_engine):
     assert_verbatim(briefing_engine, follow)
 
 
-@pytest.mark.xfail(strict=False, reason="reported: 'Who else was told?' after the Blinken question abstains "
-                                        "on most hash seeds (search.py support rule and its set-order tie-break)")
 def test_who_else_follow_up(briefing_engine):
     first = briefing_engine.ask("Who did Blinken inform about the decision?")
     assert "Mark Rutte" in first.answer
@@ -94,9 +90,6 @@ def test_history_junk_and_length_never_break_an_answer(briefing_engine):
     assert only_junk.answer.startswith("November 12th")
 
 
-@pytest.mark.xfail(strict=False, reason="reported: a short self-contained question after an unrelated turn is "
-                                        "taken for a follow-up (search.py _is_followup: <= 2 terms) and abstains "
-                                        "on most hash seeds")
 def test_new_question_after_an_unrelated_turn_is_answered_on_its_own(briefing_engine):
     first = briefing_engine.ask("Which British weapons were fired into Russia?")
     assert "Storm Shadow" in first.answer
@@ -170,8 +163,6 @@ def test_dev_set_accuracy(briefing_engine, dev_result):
 
 
 @needs_dev_set
-@pytest.mark.xfail(strict=False, reason="reported: d09 'Could the decision change the course of the war?' "
-                                        "abstains on some hash seeds (search.py key-term tie-break)")
 def test_dev_set_has_no_false_abstention(dev_result):
     metrics = dev_result.metrics()
     assert metrics["false_abstentions"] == 0, [o.id for o in dev_result.outcomes if o.answerable and o.answer.abstained]
@@ -204,11 +195,6 @@ def test_unusable_questions_get_a_helpful_message(briefing_engine, question, mes
     assert answer.to_json()["error"] == answer.error
 
 
-LOWER_CASE = pytest.mark.xfail(strict=False, reason="reported: names are recognised by capital letters only "
-                                                   "(search.py name_terms); a lower-case question abstains on most "
-                                                   "hash seeds")
-
-
 @pytest.mark.parametrize("question", [
     "When\x00 was\x07 Umerov\u200b informed?",
     "When was Umerov informed?\r\n",
@@ -216,8 +202,8 @@ LOWER_CASE = pytest.mark.xfail(strict=False, reason="reported: names are recogni
     "\u202eWhen was Umerov informed?\u202c",
     "> **When** was `Umerov` informed?",
     "When   was\tUmerov \u00a0informed ?",
-    pytest.param("when was umerov informed?", marks=LOWER_CASE),
-    pytest.param("  WHEN WAS UMEROV INFORMED??? ", marks=LOWER_CASE),
+    "when was umerov informed?",
+    "  WHEN WAS UMEROV INFORMED??? ",
 ])
 def test_noisy_versions_of_a_good_question_still_answer(briefing_engine, question):
     answer = briefing_engine.ask(question)

@@ -147,11 +147,23 @@ class Engine:
 
     def add_document(self, filename: str, data: bytes, overwrite: bool = False) -> tuple[str, ChangeReport]:
         """Save an upload into documents/ and index it; raises ``UploadRefused`` with a reason."""
-        from bot.ingest.uploads import save_upload
+        from bot.ingest.uploads import UploadRefused, save_upload
 
-        path = save_upload(Path(self.settings.documents_dir), filename, data,
+        docs = Path(self.settings.documents_dir)
+        previous = next((p for p in docs.glob("*") if p.name.lower() == filename.lower()), None) if docs.is_dir() else None
+        backup = previous.read_bytes() if previous is not None and overwrite else None
+        path = save_upload(docs, filename, data,
                            max_bytes=int(self.settings.upload_max_mb * 1024 * 1024), overwrite=overwrite)
-        return path.name, self.build()
+        report = self.build()
+        reason = next((r for name, r in report.failed if name == path.name), None)
+        if reason is not None:
+            # A file that can't be indexed doesn't stay to fail every later build.
+            if backup is not None:
+                path.write_bytes(backup)
+            else:
+                path.unlink(missing_ok=True)
+            raise UploadRefused(f"{path.name} could not be indexed: {reason}")
+        return path.name, report
 
     # ---- questions --------------------------------------------------------------------
     def retrieve(self, question: str, history: Sequence[Turn] = (), k: int = 5) -> Retrieval:

@@ -64,9 +64,10 @@ def question_kind(question: str) -> str:
     return "other"
 
 
-def short_answer(kind: str, question: str, text: str) -> tuple[str, tuple[int, int] | None]:
-    """The typed answer in ``text`` that the question doesn't already contain, with its span."""
-    qwords = {w.lower() for w in raw_tokens(question)}
+def short_answer(kind: str, question: str, text: str, given: str = "") -> tuple[str, tuple[int, int] | None]:
+    """The typed answer in ``text`` that the question (and ``given``, what the conversation
+    already said) doesn't contain, with its span."""
+    qwords = {w.lower() for w in raw_tokens(f"{question} {given}")}
 
     def fresh(s: str) -> bool:
         words = [w.lower() for w in raw_tokens(s)]
@@ -107,6 +108,13 @@ def count_noun(question: str) -> str:
     return found[0] if found else ""
 
 
+def _asked(word: str, qwords: set[str]) -> bool:
+    """Whether the question already names ``word`` ("Korea's" in a question about "Korean" troops)."""
+    low = re.sub(r"['’]s$", "", word.lower())
+    return low in qwords or any(len(low) >= 4 and len(q) >= 4 and (q.startswith(low) or low.startswith(q))
+                                for q in qwords)
+
+
 def _nearest_name(question: str, text: str, qwords: set[str]) -> tuple[str, tuple[int, int] | None]:
     """The name closest to where the question's own words appear in the sentence: in
     "John Kirby told reporters", asked "Who told reporters ...", that is John Kirby."""
@@ -116,7 +124,7 @@ def _nearest_name(question: str, text: str, qwords: set[str]) -> tuple[str, tupl
         # "German Chancellor Gerhard Schroeder" asked "Who is the German chancellor?" -> the person.
         while words and (words[0] in _NOT_NAMES or words[0].lower() in qwords or _ADJECTIVAL.match(words[0])):
             words = words[1:]
-        if not words or any(w.lower().rstrip("'’s") in qwords or w.lower() in qwords for w in words):
+        if not words or any(_asked(w, qwords) for w in words):
             continue
         value = " ".join(words)
         start = m.start() + m.group(0).find(value)
@@ -126,8 +134,8 @@ def _nearest_name(question: str, text: str, qwords: set[str]) -> tuple[str, tupl
     role = focus_terms(question)  # "Who is the German chancellor?": the name must stand by the role
     qterms = role or set(terms(question))
     anchors = [m.span() for m in re.finditer(r"[\w'’\-]+", text) if set(terms(m.group(0))) & qterms]
-    if not anchors:
-        return ("", None) if role else names[0]
+    if not anchors:  # nothing to stand by: a full name (a person, most likely) first
+        return ("", None) if role else max(names, key=lambda n: len(n[0].split()) > 1)
 
     def gap(item):
         (a, b) = item[1]
@@ -138,6 +146,15 @@ def _nearest_name(question: str, text: str, qwords: set[str]) -> tuple[str, tupl
         if not names:
             return "", None
     return min(names, key=lambda n: gap(n) - (25 if len(n[0].split()) > 1 else 0))
+
+
+def _given_before(question: str, history: Sequence[Turn]) -> str:
+    """For "who else ...?": the names already in play, so they aren't given again."""
+    if not history or not set(raw_tokens(question)) & {"else", "other", "another", "besides"}:
+        return ""
+    previous = history[-1]
+    head = previous.answer.split("\u201c", 1)[0]
+    return f" {previous.question} {head}"
 
 
 def _marked(text: str, span: tuple[int, int] | None) -> str:
@@ -162,7 +179,8 @@ class ExtractiveAnswerer:
         chosen = self._choose(kind, question, passages)
         short, span = ("", None)
         if kind != "other":
-            short, span = short_answer(kind, question, chosen[0].text)
+            given = _given_before(question, history)
+            short, span = short_answer(kind, question, chosen[0].text, given)
             if not short and kind in _TYPED:
                 # Asked for a date, number, amount or person and the best sentences hold none: the
                 # honest reply is that the briefing doesn't say, not a nearby sentence.

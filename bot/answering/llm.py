@@ -298,7 +298,8 @@ class LLMAnswerer:
             log.warning("Claim verification failed (%s: %s); falling back", type(exc).__name__, exc)
             return self._fall_back(question, history, passages, "LLM answer dropped: its claims could not be checked;")
         for dropped in checked.dropped:
-            log.info("Dropped LLM claim %r: %s", dropped.text[:80], dropped.reason)
+            log.info("Dropped an LLM claim: %s", dropped.reason)
+            log.debug("Dropped LLM claim %r", dropped.text[:80])
         if not checked.kept:
             return self._fall_back(
                 question, history, passages, "LLM answer dropped: no claim was supported by its citations;"

@@ -285,6 +285,10 @@ def _unwrap_pdf_page(text: str) -> str:
     return "\n".join(out)
 
 
+MAX_PDF_PAGE_CONTENT = 1 * 1024 * 1024  # a dense text page is ~50 KB of drawing commands
+MAX_PDF_CONTENT = 64 * 1024 * 1024
+
+
 def _pdf_to_text(path: Path) -> tuple[str, str]:
     from pypdf import PdfReader
 
@@ -295,8 +299,16 @@ def _pdf_to_text(path: Path) -> tuple[str, str]:
         pages = reader.pages
         if len(pages) > MAX_PDF_PAGES:
             raise DocumentError(f"too many pages ({len(pages)} > {MAX_PDF_PAGES} limit)")
-        texts, total = [], 0
-        for page in pages:
+        texts, total, drawn = [], 0, 0
+        for number, page in enumerate(pages, 1):
+            # Text extraction costs time per drawing command: a small file can hold pages of
+            # millions of them. Measure the (decompressed) page program before running it.
+            contents = page.get_contents()
+            size = len(contents.get_data()) if contents is not None else 0
+            drawn += size
+            if size > MAX_PDF_PAGE_CONTENT or drawn > MAX_PDF_CONTENT:
+                raise DocumentError(f"page {number} holds too much drawing content "
+                                    f"({_size(size if size > MAX_PDF_PAGE_CONTENT else drawn)}); not indexed")
             text = page.extract_text() or ""
             total += len(text)
             if total > MAX_TEXT_CHARS:

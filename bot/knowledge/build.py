@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from bot.config import Settings
-from bot.ingest.loaders import DocumentError, list_documents, load_document
+from bot.ingest.loaders import DocumentError, _limit, _size, list_documents, load_document
 from bot.ingest.segment import segment
 from bot.knowledge.embed import EmbeddingCache, Encoder
 from bot.knowledge.report import ChangeReport
@@ -38,9 +38,10 @@ from bot.knowledge.store import (
     remove_stale,
     write_snapshot,
 )
-from bot.knowledge.terms import terms
+from bot.knowledge.terms import proper_nouns, terms
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 LOCK_NAME = ".lock"
 
@@ -129,7 +130,13 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
         name = path.relative_to(docs_dir).as_posix()
         seen.add(name)
         try:
+            size = path.stat().st_size
+            if size > max_bytes:  # refused before a byte is read (hashing a huge file costs time too)
+                raise DocumentError(f"too large ({_size(size)} > {_limit(max_bytes)} limit)")
             digest = file_hash(path)
+        except DocumentError as exc:
+            report.failed.append((name, exc.reason))
+            continue
         except OSError as exc:
             report.failed.append((name, f"unreadable ({exc.strerror or exc})"))
             continue
@@ -268,4 +275,5 @@ def _assemble(encoder: Encoder, docs: list[_DocRows]) -> IndexSnapshot:
         vectors=stored,
         faiss_index=index,
         bm25=bm25,
+        names=proper_nouns(table.texts),
     )

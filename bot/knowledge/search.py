@@ -136,17 +136,31 @@ class Searcher:
 
     # ---- search -----------------------------------------------------------------------
     def search(self, question: str, history: Sequence[Turn] = (), k: int = 5) -> Retrieval:
+        """Best sentences for ``question``; in a conversation, read as a follow-up when it leans
+        on the last turn ("When did that call happen?"), and when it is merely short, read
+        both ways and keep the reading the briefings support better."""
         if self._n == 0:
             return Retrieval([], False, 0.0, 0.0, 0.0)
         qterms = terms(question)
-        names = name_terms(question)
-        followup = bool(history) and _is_followup(question, qterms)
-        cues = _CUES if _PURPOSE.search(question) else frozenset()
         qv = self.encoder.encode_query(question)
+        if not history:
+            return self._search(question, qterms, qv, None, k)
+        words = set(raw_tokens(question))
+        if words & _FOLLOWUP_WORDS:
+            return self._search(question, qterms, qv, history[-1], k)
+        alone = self._search(question, qterms, qv, None, k)
+        if len(qterms) > 2:
+            return alone
+        linked = self._search(question, qterms, qv, history[-1], k)
+        return linked if linked.confidence > alone.confidence else alone
+
+    def _search(self, question: str, qterms: list[str], qv: np.ndarray, previous: Turn | None, k: int) -> Retrieval:
+        names = name_terms(question) | (frozenset(qterms) & self.snap.names)
+        followup = previous is not None
+        cues = _CUES if _PURPOSE.search(question) else frozenset()
         dense_q = qv
         ctx_terms: list[str] = []
-        previous = history[-1] if history else None
-        if followup and previous:
+        if followup:
             ctx_text = f"{previous.question} {previous.answer[:400]}"
             ctx_terms = terms(previous.question)
             cv = self.encoder.encode_query(ctx_text)
@@ -174,8 +188,11 @@ class Searcher:
         if lex is not None:
             top = float(lex[arr].max()) or 1.0
             lex_norm = lex[arr] / top
+        # "Who else ...?" after a "who" question looks for other names in the same evidence
+        # (the answerer skips the name already given); after any other question, for other evidence.
         excluded = _quoted_in(previous.answer, self.snap.sentences.texts, rows) if (
-            previous and _ELSE_WORDS & set(raw_tokens(question))) else set()
+            previous and _ELSE_WORDS & set(raw_tokens(question))
+            and not previous.question.strip().lower().startswith("who")) else set()
         scored = []
         # In "what was the purpose of X", "purpose" frames the question; X is what must match.
         core = [t for t in qterms if t not in _FRAME] if cues else qterms
@@ -198,7 +215,7 @@ class Searcher:
         # The rarest term that isn't a name is what the question is about ("invade" in "Why
         # did Russia invade Ukraine?"); a sentence without it, or next to it, doesn't answer.
         # (Terms the index lacks altogether are ABSENT_PENALTY's business.)
-        key = max((t for t in set(core) if t not in names and t in self._idf), key=self.idf, default="")
+        key = max((t for t in dict.fromkeys(core) if t not in names and t in self._idf), key=self.idf, default="")
         passages: list[Passage] = []
         seen_texts: set[str] = set()
         best = None
@@ -217,7 +234,7 @@ class Searcher:
                 # A "why" is answered by a clause ("was intended to ..."), which rarely repeats
                 # the question's words: a stated purpose or cause stands in for the missing ones.
                 support += CUE_SUPPORT
-            if key and not cued and not self._has(row, key, self._neighbours(row)):
+            if key and not cued and not followup and not self._has(row, key, self._neighbours(row)):
                 support -= KEY_PENALTY
             if not qterms:
                 support = 0.0
@@ -226,7 +243,13 @@ class Searcher:
             passages.append(self.passage(row, support))
             if len(passages) >= k:
                 break
+        # The best-ranked passage that supports an answer leads, even if a passage that doesn't
+        # support one ranked above it: "nearest" is not "answers".
+        passages.sort(key=lambda p: p.score < SUPPORT)
+        lead = passages[0].score if passages else 0.0
         support, cover, dense_top = best
+        if lead >= SUPPORT:
+            support = lead
         return Retrieval(passages, support >= SUPPORT, round(support, 4), cover, dense_top)
 
     def passage(self, row: int, score: float = 0.0) -> Passage:
@@ -292,12 +315,9 @@ def _prefix_match(term: str, pool: frozenset[str]) -> bool:
 def name_terms(question: str) -> frozenset[str]:
     """Terms of capitalised words after the first: in a question these are its subject's names."""
     words = re.findall(r"[^\W\d_][\w'’\-]*", question)
+    if not any(ch.islower() for ch in question):  # SHOUTED: capitals say nothing
+        return frozenset()
     return frozenset(t for w in words[1:] if w[0].isupper() for t in terms(w))
-
-
-def _is_followup(question: str, qterms: list[str]) -> bool:
-    words = set(raw_tokens(question))
-    return bool(words & _FOLLOWUP_WORDS) or len(qterms) <= 2
 
 
 def _quoted_in(answer: str, texts: list[str], rows: list[int]) -> set[int]:

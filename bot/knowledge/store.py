@@ -21,12 +21,13 @@ import bm25s
 import faiss
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2  # 2: names.json
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "sentences.faiss"
 META = "meta.sqlite"
 BM25_DIR = "bm25"
+NAMES = "names.json"
 
 
 # What load_snapshot needs from a manifest, and of which type.
@@ -82,6 +83,7 @@ class IndexSnapshot:
     vectors: np.ndarray  # (n, dimension) float32, L2-normalized
     faiss_index: faiss.Index
     bm25: bm25s.BM25 | None
+    names: frozenset[str] = frozenset()  # stems of proper nouns in the texts (terms.proper_nouns)
     path: Path | None = None
 
     def __post_init__(self):
@@ -118,6 +120,7 @@ def write_snapshot(index_dir: Path, snap: IndexSnapshot) -> Path:
     _write_meta(tmp / META, snap)
     if snap.bm25 is not None:
         snap.bm25.save(str(tmp / BM25_DIR), show_progress=False)
+    (tmp / NAMES).write_text(json.dumps(sorted(snap.names)))
     files = {}
     for path in sorted(tmp.rglob("*")):
         if path.is_file():
@@ -189,6 +192,7 @@ def load_snapshot(index_dir: Path, model: str | None = None, dimension: int | No
         index = faiss.read_index(str(folder / VECTORS))
         documents, table = _read_meta(folder / META)
         bm25 = bm25s.BM25.load(str(folder / BM25_DIR), show_progress=False) if (folder / BM25_DIR).is_dir() else None
+        names = frozenset(json.loads((folder / NAMES).read_text())) if (folder / NAMES).is_file() else frozenset()
     except Exception as exc:  # faiss and sqlite raise assorted types on damaged files
         raise IndexCorrupt(f"{folder.name} is damaged ({type(exc).__name__}: {exc})") from None
     n = len(table)
@@ -208,6 +212,7 @@ def load_snapshot(index_dir: Path, model: str | None = None, dimension: int | No
         vectors=vectors,
         faiss_index=index,
         bm25=bm25,
+        names=names,
         path=folder,
     )
 

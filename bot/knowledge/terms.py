@@ -17,7 +17,7 @@ _STEMMER = Stemmer.Stemmer("english")
 STOPWORDS = frozenset(STOPWORDS_EN) | {
     "s", "did", "does", "do", "was", "were", "is", "are", "be", "been", "has", "have", "had",
     "what", "when", "where", "which", "who", "whom", "whose", "why", "how", "much", "many",
-    "according", "say", "said", "says", "tell", "told", "also", "else", "that", "this", "these",
+    "according", "say", "said", "says", "also", "else", "that", "this", "these",
     "those", "it", "its", "they", "them", "their", "he", "she", "his", "her", "there", "mr", "ms",
     "mrs", "dr", "would", "could", "should", "can", "will", "may", "might", "one", "any", "about",
     # words that frame a question rather than carry its content
@@ -26,9 +26,34 @@ STOPWORDS = frozenset(STOPWORDS_EN) | {
 }
 
 
+# Words news writing uses interchangeably, folded to one term so "When was Umerov informed?"
+# meets "was conveyed to ... Umerov" and "the course of the war" meets "of the conflict".
+_SYNONYMS = [
+    "inform tell told notify notified brief briefed convey conveyed",
+    "change alter shift modify",
+    "war conflict fighting",
+    "cost price",
+    "allow permit authorise authorize",
+    "begin start launch",
+    "buy purchase",
+    "soldier troop",
+    "rise increase grow climb",
+    "fall decrease drop decline",
+    "big large",
+    "company firm",
+    "film movie",
+    "car vehicle",
+]
+_CANON = {}
+for _group in _SYNONYMS:
+    _stems = [_STEMMER.stemWord(w) for w in _group.split()]
+    _CANON.update({s: _stems[0] for s in _stems[1:] if s != _stems[0]})
+
+
 @lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
-    return _STEMMER.stemWord(word)
+    stem = _STEMMER.stemWord(word)
+    return _CANON.get(stem, stem)
 
 
 def raw_tokens(text: str) -> list[str]:
@@ -46,6 +71,27 @@ def raw_tokens(text: str) -> list[str]:
             if part:
                 out.append(part)
     return out
+
+
+def proper_nouns(texts: list[str], min_share: float = 0.7) -> frozenset[str]:
+    """Stems of words the texts capitalise mid-sentence (nearly) every time: names, so a
+    question typed in lower case ("when was umerov informed") still knows its subject."""
+    caps: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    for text in texts:
+        for i, match in enumerate(_TOKEN.finditer(text)):
+            word = match.group(0)
+            if i == 0 or not word[0].isalpha():
+                continue
+            low = word.lower()
+            seen[low] = seen.get(low, 0) + 1
+            if word[0].isupper():
+                caps[low] = caps.get(low, 0) + 1
+    out = set()
+    for low, n in caps.items():
+        if n / seen[low] >= min_share and low not in STOPWORDS:
+            out.update(terms(low))
+    return frozenset(out)
 
 
 def terms(text: str) -> list[str]:
