@@ -15,11 +15,12 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from bot.answering.extractive import NOT_COVERED, ExtractiveAnswerer
 from bot.answering.types import Answer, Answerer, Passage, Turn
 from bot.config import Settings
+from bot.knowledge import onnx_query
 from bot.knowledge.build import build_index
 from bot.knowledge.embed import Encoder
 from bot.knowledge.report import ChangeReport
@@ -104,20 +105,35 @@ class Engine:
     # ---- index lifecycle --------------------------------------------------------------
     def _current(self) -> tuple[IndexSnapshot, Searcher]:
         state = self._state
-        if state is not None:
-            return state
+        if state is None:
+            self.load_or_build()
+            state = self._state
+        return state
+
+    def load_or_build(self, progress: bool = False, announce: Callable[[str], None] | None = None) -> ChangeReport | None:
+        """Load the live index; build it when there is none or it is unusable (``announce`` hears
+        why, before the build starts). Returns the build's report, or ``None`` when it loaded."""
         with self._load_lock:
-            if self._state is None:
-                try:
-                    snap = load_snapshot(Path(self.settings.index_dir), model=self.encoder.name)
-                except (IndexMissing, IndexCorrupt) as exc:
-                    log.warning("index not usable (%s); building it", exc)
-                    self.build()
-                    if self._state is None:
-                        raise
-                else:
-                    self._state = (snap, Searcher(snap, self.encoder))
-            return self._state
+            if self._state is not None:
+                return None
+            index_dir = Path(self.settings.index_dir)
+            try:
+                snap = load_snapshot(index_dir, model=self.encoder.name)
+            except (IndexMissing, IndexCorrupt) as exc:
+                log.warning("index not usable (%s); building it", exc)
+                if announce:
+                    announce(f"{exc}; building the index from {self.settings.documents_dir}/ ...")
+                report = self.build(progress=progress)
+                if self._state is None:
+                    raise
+                return report
+            self._use_query_model()
+            self._state = (snap, Searcher(snap, self.encoder))
+            return None
+
+    def _use_query_model(self) -> None:
+        if self.encoder._query_model is None and onnx_query.is_current(self.encoder.name):
+            self.encoder.use_query_model(onnx_query.export_dir(self.encoder.name))
 
     def has_index(self) -> bool:
         try:
@@ -136,6 +152,7 @@ class Engine:
             self._build_running = True
         try:
             report, snap = build_index(self.settings, self.encoder, rebuild=rebuild, progress=progress)
+            self._use_query_model()
             if snap is not None and (self._state is None or self._state[0] is not snap):
                 self._state = (snap, Searcher(snap, self.encoder))
             self._last_report = report

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from bot.config import Settings
 from bot.ingest.loaders import DocumentError, _limit, _size, list_documents, load_document
 from bot.ingest.segment import segment
+from bot.knowledge import onnx_query
 from bot.knowledge.embed import EmbeddingCache, Encoder
 from bot.knowledge.report import ChangeReport
 from bot.knowledge.store import (
@@ -173,12 +174,14 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
             report.notes.append(f"{name}: kept the previously indexed version")
     if previous and not rebuild and not report.has_changes:
         report.index_version = previous.version
+        onnx_query.export(encoder)  # once, if an older build lacks it
         return previous
     report.sentences_embedded = _fill_vectors(settings, encoder, kept, progress)
     snapshot = _assemble(encoder, kept)
     write_snapshot(Path(settings.index_dir), snapshot)
     report.index_version = snapshot.version
     report.swapped = True
+    onnx_query.export(encoder)
     return snapshot
 
 

@@ -1,5 +1,5 @@
-"""Sentence embeddings: the MiniLM model shipped in a pip package, a content-hash cache,
-and a LangChain ``Embeddings`` face so the same encoder composes with LangChain.
+"""Sentence embeddings: the MiniLM model shipped in a pip package and a content-hash cache.
+(``retriever.EncoderEmbeddings`` gives the encoder LangChain's ``Embeddings`` face.)
 
 Vectors are L2-normalized float32, so inner product is cosine similarity.
 """
@@ -7,6 +7,7 @@ Vectors are L2-normalized float32, so inner product is cosine similarity.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
 
 # Model hubs are unreachable by design: never let a library try them.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -34,12 +34,13 @@ def resolve_model(model: str) -> tuple[str, str]:
     return model, model
 
 
-class Encoder(Embeddings):
+class Encoder:
     """Loads the model on first use (imports of torch cost seconds) and is safe across threads."""
 
     def __init__(self, model: str = ""):
         self.name, self._location = resolve_model(model)
         self._model = None
+        self._query_model = None  # an OnnxQueryEncoder, when the index folder has one
         self._lock = threading.Lock()
 
     @property
@@ -84,15 +85,21 @@ class Encoder(Embeddings):
                 on_batch(len(idx))
         return out
 
+    def use_query_model(self, folder: Path) -> bool:
+        """Embed questions with the ONNX export in ``folder`` (see onnx_query.py)."""
+        from bot.knowledge.onnx_query import OnnxQueryEncoder
+
+        try:
+            self._query_model = OnnxQueryEncoder(folder)
+            return True
+        except Exception as exc:  # a damaged export: PyTorch still works
+            logging.getLogger(__name__).warning("ignoring query model in %s (%s)", folder, exc)
+            return False
+
     def encode_query(self, text: str) -> np.ndarray:
+        if self._query_model is not None:
+            return self._query_model.encode([text])[0]
         return self.encode([text])[0]
-
-    # LangChain Embeddings interface
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.encode(texts).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.encode_query(text).tolist()
 
 
 class EmbeddingCache:

@@ -1,5 +1,6 @@
-"""The hybrid sentence search as a LangChain ``BaseRetriever``, so briefbot's index composes
-with LangChain chains; each ``Document`` is one source sentence with its citation metadata."""
+"""briefbot's index in LangChain's terms: the hybrid sentence search as a ``BaseRetriever``
+(each ``Document`` is one source sentence with its citation metadata) and the encoder as
+``Embeddings``. Kept apart from the core so answering a question doesn't import LangChain."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 
 
@@ -42,3 +44,16 @@ class BriefingRetriever(BaseRetriever):
             )
             for p in found.passages
         ]
+
+
+class EncoderEmbeddings(Embeddings):
+    """The same MiniLM vectors briefbot indexes with (``bot.knowledge.embed.Encoder``)."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encoder.encode(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encoder.encode_query(text).tolist()

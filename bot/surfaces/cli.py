@@ -32,16 +32,13 @@ def _engine(args):
 
 def _ensure_index(engine, quiet: bool = False) -> None:
     """Build on first use so ``ask`` works on a fresh checkout with no setup step."""
-    from bot.knowledge.store import IndexCorrupt, IndexMissing, load_snapshot
+    def announce(why: str) -> None:
+        if not quiet:
+            print(f"({why})", file=sys.stderr, flush=True)
 
-    try:
-        load_snapshot(Path(engine.settings.index_dir), model=engine.encoder.name)
-    except (IndexMissing, IndexCorrupt) as exc:
-        if not quiet:
-            print(f"({exc}; building the index from {engine.settings.documents_dir}/ ...)", file=sys.stderr)
-        report = engine.build(progress=not quiet)
-        if not quiet:
-            print(report.summary(), file=sys.stderr)
+    report = engine.load_or_build(progress=not quiet, announce=announce)
+    if report is not None and not quiet:
+        print(report.summary(), file=sys.stderr)
 
 
 def _plain(text: str, tty: bool) -> str:
@@ -222,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. piped into head: the reader is gone, nothing to report
+        sys.stderr.close()
+        return 0
     except Exception as exc:
         from bot.answering.llm import LLMUnavailable
         from bot.knowledge.build import BuildBusy
