@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
+import faiss
 import numpy as np
 
 from bot.answering.types import Passage, Turn
@@ -77,6 +78,9 @@ class Searcher:
 
     # ---- candidates -------------------------------------------------------------------
     def _dense(self, qv: np.ndarray, k: int) -> list[int]:
+        # A single-query flat search is memory-bound: one thread is as fast, and OpenMP worker
+        # threads spinning on busy cores made it 10-20x slower under load.
+        faiss.omp_set_num_threads(1)
         k = min(k, self._n)
         _scores, ids = self.snap.faiss_index.search(qv.reshape(1, -1).astype(np.float32), k)
         return [int(i) for i in ids[0] if i >= 0]
@@ -109,12 +113,26 @@ class Searcher:
     def _heading_terms(self, row: int) -> frozenset[str]:
         return frozenset(terms(self.snap.sentences.headings[row]))
 
+    @lru_cache(maxsize=4096)
+    def _own_terms(self, row: int) -> frozenset[str]:
+        return self._row_terms(row) | self._heading_terms(row)
+
+    @lru_cache(maxsize=4096)
+    def _own_prefixes(self, row: int) -> dict[str, frozenset[str]]:
+        """The row's terms by their first four letters, so prefix matches look at a few, not all."""
+        groups: dict[str, set[str]] = {}
+        for term in self._own_terms(row):
+            if len(term) >= 4:
+                groups.setdefault(term[:4], set()).add(term)
+        return {k: frozenset(v) for k, v in groups.items()}
+
     def _coverage(self, row: int, qterms: list[str], near: Sequence[int], names: frozenset[str] = frozenset()) -> float:
         """Share of the question's terms found in the sentence (or, for half, next to it),
         weighted by rarity, and double for names: the question's subject must be there."""
         if not qterms:
             return 0.0
-        own = self._row_terms(row) | self._heading_terms(row)
+        own = self._own_terms(row)
+        stems = self._own_prefixes(row)
         around = frozenset().union(*(self._row_terms(r) for r in near)) if near else frozenset()
         got = total = 0.0
         for t in set(qterms):
@@ -124,7 +142,7 @@ class Searcher:
                 got += w
             elif t in around:
                 got += 0.5 * w
-            elif _prefix_match(t, own):
+            elif len(t) >= 4 and _prefix_match(t, stems.get(t[:4], frozenset())):
                 got += 0.75 * w
         return got / total if total else 0.0
 
@@ -309,7 +327,9 @@ def _prefix_match(term: str, pool: frozenset[str]) -> bool:
     """"plead" meets "plea", "escal" meets "escalation": stems that differ only in their ending."""
     if len(term) < 4:
         return False
-    return any(len(other) >= 4 and (other.startswith(term) or term.startswith(other)) for other in pool)
+    head = term[:4]
+    return any(len(other) >= 4 and other[:4] == head and (other.startswith(term) or term.startswith(other))
+               for other in pool)
 
 
 def name_terms(question: str) -> frozenset[str]:
