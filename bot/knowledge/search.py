@@ -24,8 +24,9 @@ from bot.knowledge.terms import raw_tokens, terms
 
 CANDIDATES = 40  # from each of dense and keyword search
 RRF_K = 60
-# Ranking weights and the support rule, tuned on the dev set with BBC distractors indexed
-# (bench/tune_report.json records the sweep); see bot/knowledge/README or bench/README.
+# Ranking weights and the support rule were set on shared/eval/dev_briefing.jsonl and our own
+# bench/data/extra_dev.jsonl, each with and without the BBC distractors indexed;
+# `python bench/support_report.py` prints every question's support against SUPPORT.
 W_DENSE, W_WINDOW, W_LEXICAL, W_COVER = 0.40, 0.20, 0.15, 0.25
 # Support: dense similarity plus term coverage of the best sentence must reach SUPPORT,
 # less ABSENT_PENALTY for each question term that occurs nowhere in the index ("price" in a
