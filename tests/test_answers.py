@@ -38,6 +38,12 @@ def test_when_was_umerov_informed(briefing_engine, briefing_version):
     ("Who told reporters about the North Korean soldiers docking in Russia?", "John Kirby", "John Kirby told reporters"),
     ("How many North Korean forces were in Kursk?", "as many as 8,000", "8,000 North Korean forces"),
     ("Which British weapons were fired into Russia?", "", "Storm Shadow cruise missiles"),
+    # a role names its holder: the name next to the whole role, not next to a part of it
+    ("Who is the US secretary of state?", "Antony Blinken", "secretary of state Antony Blinken"),
+    ("Who is the Ukrainian minister of defence?", "Rustem Umerov", "minister of defence Rustem Umerov"),
+    ("Who is Nato's secretary-general?", "Mark Rutte", "secretary-general Mark Rutte"),
+    # a name asks for the role: the sentence that gives it, no other name put first
+    ("Who is John Kirby?", "\u201c", "White House spokesperson John Kirby"),
 ])
 def test_typed_answers(briefing_engine, question, short, evidence):
     answer = briefing_engine.ask(question)

@@ -57,6 +57,8 @@ def question_kind(question: str) -> str:
         return "money"
     if re.match(r"^(how (many|much|far|long|big|large)|what (number|percentage|share|amount|distance))\b", q):
         return "number"
+    if re.match(r"^[Ww]ho(?:'s| is| was) (?:[A-Z][\w'’.\-]*\s*)+\??$", question.strip()):
+        return "other"  # "Who is John Kirby?" asks what he is: the sentence that says so
     if re.match(r"^(who|whom|whose|which (person|official|minister|country|people))\b", q):
         return "who"
     if re.match(r"^where\b", q) or " where " in f" {q} ":
@@ -90,7 +92,7 @@ def short_answer(kind: str, question: str, text: str, given: str = "") -> tuple[
                 return m.group(1), m.span(1)
         return "", None
     for m in candidates:
-        value = _TITLES.sub("", m.group(0).strip())
+        value = re.sub(r" of$", "", _TITLES.sub("", m.group(0).strip()))
         if fresh(value):
             start = m.start() + m.group(0).find(value)
             return value, (start, start + len(value))
@@ -131,9 +133,12 @@ def _nearest_name(question: str, text: str, qwords: set[str]) -> tuple[str, tupl
         names.append((value, (start, start + len(value))))
     if not names:
         return "", None
-    role = focus_terms(question)  # "Who is the German chancellor?": the name must stand by the role
-    qterms = role or set(terms(question))
-    anchors = [m.span() for m in re.finditer(r"[\w'’\-]+", text) if set(terms(m.group(0))) & qterms]
+    role = focus_terms(question) | _role_tail(question)  # "Who is the German chancellor?": the name
+    qterms = role or set(terms(question))                  # must stand by the role
+    words = [(m.span(), set(terms(m.group(0)))) for m in re.finditer(r"[\w'’\-]+", text)]
+    anchors = [span for span, found in words if found & qterms]
+    if role and anchors:
+        anchors = _best_role_runs(words, role)
     if not anchors:  # nothing to stand by: a full name (a person, most likely) first
         return ("", None) if role else max(names, key=lambda n: len(n[0].split()) > 1)
 
@@ -146,6 +151,38 @@ def _nearest_name(question: str, text: str, qwords: set[str]) -> tuple[str, tupl
         if not names:
             return "", None
     return min(names, key=lambda n: gap(n) - (25 if len(n[0].split()) > 1 else 0))
+
+
+def _role_tail(question: str) -> frozenset[str]:
+    """"of state" in "Who is the US secretary of state?": part of the role, unlike "of Japan"."""
+    m = re.match(r"^(?i:who|what)(?:'s| is| was| are| were)\b.*?\bof ((?:[a-z][\w\-]* ?)+)", question.strip())
+    return frozenset(terms(m.group(1))) if m else frozenset()
+
+
+def _best_role_runs(words: list[tuple[tuple[int, int], set[str]]], role: frozenset[str]) -> list[tuple[int, int]]:
+    """Spans of the runs of words (allowing "of"/"the" inside) that hold the most role terms:
+    "secretary of state" beats the "secretary" of "secretary-general"."""
+    runs: list[tuple[int, tuple[int, int]]] = []
+    i = 0
+    while i < len(words):
+        if not words[i][1] & role:
+            i += 1
+            continue
+        start, end, found, j = words[i][0][0], words[i][0][1], set(words[i][1] & role), i + 1
+        while j < len(words):
+            span, got = words[j]
+            if got & role:
+                found |= got & role
+                end = span[1]
+            elif not got and j + 1 < len(words) and words[j + 1][1] & role:  # a stopword bridge
+                pass
+            else:
+                break
+            j += 1
+        runs.append((len(found), (start, end)))
+        i = j
+    best = max(n for n, _ in runs)
+    return [span for n, span in runs if n == best]
 
 
 def _given_before(question: str, history: Sequence[Turn]) -> str:
