@@ -293,3 +293,15 @@ def test_secrets_never_appear_in_repr(env_file, monkeypatch):
     for shown in (repr(s), str(s), f"{s}", repr(s.with_(log_level="INFO"))):
         assert "secret" not in shown and "file-token" not in shown
         assert "llm_api_key" not in shown and "discord_token" not in shown
+
+
+def test_chat_keeps_the_conversation_and_new_starts_over(workspace, cli_main, capsys, monkeypatch):
+    lines = iter(["Who did Blinken inform about the decision?", "Who else was told?", "new", "", "unused"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert cli_main(["chat", *flags(workspace)]) == 0
+    out = capsys.readouterr().out
+    first, rest = out.split("Mark Rutte. \u201c", 1)
+    # "Who else ...?" is read against the last turn: other people told in the same sentence
+    assert "Andrii Sybiha. \u201c" in rest
+    assert "(new conversation)" in rest
+    assert next(lines) == "unused"  # the empty line ended the chat

@@ -43,6 +43,9 @@ _NOT_NAMES = {"The", "A", "An", "But", "And", "On", "In", "At", "For", "Since", 
               "US", "UK", "EU", "It", "He", "She", "They", "This", "That", "Thursday", "Tuesday",
               "Wednesday", "Monday", "Friday", "Saturday", "Sunday", "White", "House"}
 _ADJECTIVAL = re.compile(r"^[A-Z][a-z]+(?:ian|ean|ese|ish|ic|an)$|^(?:President|Prime|Minister|Chancellor|Secretary|Commission|Chief|General|Senator)$")
+_ROLE_AFTER = re.compile(r"\s+(?:secretary|spokes(?:person|man|woman)|minister|president|official|chief|leader|"
+                         r"ambassador|envoy|commander|general|head|director|chairman|chair|editor|correspondent)",
+                         re.IGNORECASE)
 _TITLES = re.compile(r"^(?:Mr|Ms|Mrs|Dr|President|Minister|Secretary)\.? ")
 
 NOT_COVERED = "The briefings don't say."
@@ -128,6 +131,8 @@ def _nearest_name(question: str, text: str, qwords: set[str]) -> tuple[str, tupl
             words = words[1:]
         if not words or any(_asked(w, qwords) for w in words):
             continue
+        if len(words) == 1 and _ROLE_AFTER.match(text, m.end()):
+            continue  # "Nato" in "Nato secretary-general Mark Rutte" says whose, not who
         value = " ".join(words)
         start = m.start() + m.group(0).find(value)
         names.append((value, (start, start + len(value))))
