@@ -155,7 +155,22 @@ def machine_info() -> dict:
         info["torch_threads"] = torch.get_num_threads()
     except Exception:
         pass
+    info["git"] = git_state()
     return info
+
+
+def git_state() -> dict:
+    """The commit measured, and whether core files had uncommitted edits (others work here too)."""
+    import subprocess
+
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "bot").splitlines()]
+    return {"head": git("rev-parse", "--short", "HEAD"), "core_files_modified": dirty}
 
 
 def dev_rows(which: tuple[str, ...] = ("dev", "extra")) -> list[dict]:
@@ -237,9 +252,17 @@ def clock():
         c.load = round(os.getloadavg()[0], 2)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set size so far (ru_maxrss is in KiB on Linux)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """Peak resident set size of a process so far: VmHWM, which belongs to the process's own
+    memory map. (ru_maxrss is not used: Linux carries the parent's high-water mark across
+    fork + exec, so every child of a big parent would report at least the parent's size.)"""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1) if pid == "self" else float("nan")
 
 
 def rss_mb() -> float:
