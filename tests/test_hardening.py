@@ -29,6 +29,7 @@ from bot.ingest.loaders import DocumentError, load_document
 from discord_fake.fixtures import fake, fresh_engine, make_bot  # noqa: F401  (fixtures)
 from discord_fake.server import custom_ids, embed_text
 from fake_openai import FakeOpenAI
+from pdf_bytes import serialize_pdf
 
 REPO = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
@@ -82,16 +83,7 @@ def pdf_with_streams(streams: list[bytes]) -> bytes:
         objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
                        b" /Resources << /Font << /F1 3 0 R >> >> >>" % (5 + 2 * i))
         objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return serialize_pdf(objects)
 
 
 def test_a_50_mb_document_is_refused_by_its_size_without_being_read(tmp_path):

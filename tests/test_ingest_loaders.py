@@ -10,6 +10,7 @@ from pathlib import Path
 
 import docx
 import pytest
+from pdf_bytes import serialize_pdf
 
 from bot.ingest.loaders import (
     SUPPORTED_SUFFIXES,
@@ -59,17 +60,7 @@ def make_pdf(lines: list[str], title: str | None = None) -> bytes:
     ]
     if title is not None:
         objects.append(b"<< /Title (" + title.encode("latin-1") + b") >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    info = b" /Info %d 0 R" % len(objects) if title is not None else b""
-    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, info, xref)
-    return bytes(out)
+    return serialize_pdf(objects, info=len(objects) if title is not None else None)
 
 
 # --------------------------------------------------------------------------- formats
