@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import bm25s
@@ -239,6 +240,12 @@ def _fill_vectors(settings, encoder: Encoder, docs: list[_DocRows], progress: bo
         cache.close()
 
 
+@lru_cache(maxsize=200_000)
+def _keyword_terms(heading: str, text: str) -> tuple[str, ...]:
+    """A sentence's BM25 terms; cached so an incremental build re-tokenizes only new sentences."""
+    return tuple(terms(f"{heading} {text}")) or ("_",)
+
+
 def _assemble(encoder: Encoder, docs: list[_DocRows]) -> IndexSnapshot:
     docs = sorted(docs, key=lambda d: d.record.name)
     records, row = [], 0
@@ -264,7 +271,7 @@ def _assemble(encoder: Encoder, docs: list[_DocRows]) -> IndexSnapshot:
     bm25 = None
     if len(table):
         bm25 = bm25s.BM25()
-        bm25.index([terms(f"{h} {t}") or ["_"] for h, t in zip(table.headings, table.texts)], show_progress=False)
+        bm25.index([list(_keyword_terms(h, t)) for h, t in zip(table.headings, table.texts)], show_progress=False)
     content_key = hashlib.sha1("".join(r.content_hash for r in records).encode()).hexdigest()
     n = index.ntotal
     stored = faiss.rev_swig_ptr(index.get_xb(), n * dim).reshape(n, dim) if n else vectors

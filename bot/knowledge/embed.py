@@ -22,7 +22,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-BATCH_SIZE = 64  # measured on 2 cores: see bench/README.md
+BATCH_SIZE = 32  # fastest in the sweep of bench/build_throughput.py on 2 cores (16-128 tried)
 
 
 def resolve_model(model: str) -> tuple[str, str]:
