@@ -35,6 +35,10 @@ from bench.common import (  # noqa: E402
 )
 
 CHUNK_SIZE, CHUNK_OVERLAP, K = 500, 50, 3
+# The peer runs in its own process in real life, with PyTorch's default threads. Here it shares
+# a process with briefbot, whose search calls faiss.omp_set_num_threads(1), and that setting is
+# OpenMP's, so PyTorch drops to one thread too: the peer's indexing restores the default first.
+TORCH_THREADS = None
 PEER_BATCH = 32  # HuggingFaceEmbeddings -> SentenceTransformer.encode default
 
 
@@ -52,6 +56,10 @@ class Peer:
 
     def build(self, docs: Path) -> dict:
         import faiss
+        import torch
+
+        if TORCH_THREADS:
+            torch.set_num_threads(TORCH_THREADS)
 
         timings = {}
         t = time.perf_counter()
@@ -71,6 +79,7 @@ class Peer:
         timings["faiss_add_s"] = time.perf_counter() - t
         timings = {k: round(v, 3) for k, v in timings.items()}
         timings["chunks"] = len(self.chunks)
+        timings["torch_threads"] = torch.get_num_threads()
         return timings
 
     def similarity_search(self, query: str, k: int = K) -> list[str]:
@@ -190,6 +199,10 @@ def main() -> int:
     ap.add_argument("--build-results", type=Path,
                     help="build_throughput JSON of the same run: adds its full-corpus build time next to the peer's")
     args = ap.parse_args()
+    import torch
+
+    global TORCH_THREADS
+    TORCH_THREADS = torch.get_num_threads()
 
     result = {"benchmark": "langchain_peer", "machine": machine_info(), "articles": corpus_tag(args.articles),
               "peer_config": {"splitter": f"RecursiveCharacterTextSplitter({CHUNK_SIZE}, {CHUNK_OVERLAP})",
