@@ -22,6 +22,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+ENCODE_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 BATCH_SIZE = 32  # fastest in the sweep of bench/build_throughput.py on 2 cores (16-128 tried)
 
 
@@ -69,6 +70,11 @@ class Encoder:
         """Encode in length-sorted batches; ``on_batch`` is told how many texts each batch held."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) > 1:
+            # Searches pin OpenMP to one thread (see search.py); a batch wants every core back.
+            import torch
+
+            torch.set_num_threads(ENCODE_THREADS)
         order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for lo in range(0, len(texts), batch_size):
