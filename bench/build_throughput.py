@@ -192,7 +192,10 @@ def batch_sweep(encoder, texts: list[str], sizes: list[int], threads: list[int],
     pick = rng.sample(texts, min(sample, len(texts)))
     model = encoder.model
     tokens = count_tokens(model.tokenizer, pick, model.max_seq_length)
+    import bot.knowledge.embed as embed
+
     before = torch.get_num_threads()
+    before_encode = getattr(embed, "ENCODE_THREADS", None)  # Encoder.encode sets this many threads itself
     grid = [(th, bs) for th in threads for bs in sizes]
     best: dict[tuple[int, int], float] = {}
     all_runs: dict[tuple[int, int], list[float]] = defaultdict(list)
@@ -203,6 +206,8 @@ def batch_sweep(encoder, texts: list[str], sizes: list[int], threads: list[int],
             random.Random(100 + r).shuffle(order)  # a new order each round, so drift spreads over all
             for th, bs in order:
                 torch.set_num_threads(th)
+                if before_encode is not None:
+                    embed.ENCODE_THREADS = th
                 log(f"batch sweep round {r + 1}/{rounds}: {th} thread(s), batch size {bs}")
                 t = time.perf_counter()
                 encoder.encode(pick, batch_size=bs)
@@ -211,6 +216,8 @@ def batch_sweep(encoder, texts: list[str], sizes: list[int], threads: list[int],
                 best[(th, bs)] = min(best.get((th, bs), float("inf")), dt)
     finally:
         torch.set_num_threads(before)
+        if before_encode is not None:
+            embed.ENCODE_THREADS = before_encode
     med = {k: statistics.median(v) for k, v in all_runs.items()}
     rows = {f"threads={th},batch={bs}": {"threads": th, "batch_size": bs, "best_s": round(best[(th, bs)], 3),
                                          "median_s": round(med[(th, bs)], 3), "runs_s": all_runs[(th, bs)],
