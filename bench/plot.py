@@ -64,6 +64,12 @@ def main() -> int:
         labels += ["raw encode\n(same texts)", "briefbot\nbuild"]
         vals += [fb["raw_encode"]["wall_s"], fb["build"]["wall_s"]]
         cols += [raw, ours]
+    b32 = get(b, "build_throughput", "full_build_batch32", "build", "wall_s")
+    if b32:
+        labels.append("briefbot build\nbatch 32")
+        vals.append(b32)
+        cols.append(ours)
+        labels[1] = "briefbot build\nbatch 64"
     peer_full = get(b, "langchain_peer", "conditions", "with_bbc", "peer_index", "wall_s")
     if peer_full:
         labels.append("LangChain\npeer index")
