@@ -322,6 +322,8 @@ def main() -> int:
         threads = [int(x) for x in args.sweep_threads.split(",") if x.strip()]
         result["batch_sweep"] = batch_sweep(encoder, engine._current()[0].sentences.texts, sizes, threads,
                                             args.sweep_sample, args.sweep_rounds)
+    if args.articles is not None:
+        args.paired_articles = min(args.paired_articles, args.articles)  # a subset run stays a subset
     if args.paired_articles:
         result["paired_subset"] = paired_subset(args, encoder, args.paired_articles, args.paired_rounds)
     result["peak_rss_mb"] = peak_rss_mb()

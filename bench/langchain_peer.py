@@ -102,6 +102,8 @@ def speed(args, model, encoder) -> dict:
     from bot.config import Settings
 
     n = None if args.speed_articles in ("all", None) else int(args.speed_articles)
+    if args.articles is not None and (n is None or n > args.articles):
+        n = args.articles  # never index more for the speed pair than the run itself uses
     docs = prepare_docs(args.workdir, n)
     index = fresh_dir(args.workdir / f"idx-peer-speed-{corpus_tag(n)}")
     log(f"speed: briefbot full build of {docs.name} (fresh index, no cache)")
