@@ -154,7 +154,9 @@ KILLED_BUILD = textwrap.dedent(
 
         def encode(self, texts, *args, **kwargs):
             print("EMBEDDING", len(texts), flush=True)
-            return original_encode(self, texts, *args, **kwargs)
+            vectors = original_encode(self, texts[: len(texts) // 2], *args, **kwargs)
+            time.sleep(300)  # half embedded: on an idle machine the rest would finish before the kill
+            return vectors
 
         embed.Encoder.encode = encode
     else:
@@ -217,7 +219,7 @@ def generated_sentences(n: int) -> str:
 @pytest.mark.slow
 def test_sigkill_while_embedding_keeps_old_index_and_lock_free(workspace, encoder, make_engine):
     old = live_version(workspace, encoder)
-    n = 160  # ~4 s of embedding on 2 cores: long enough to be killed in the middle
+    n = 160  # the subprocess embeds half of them, then waits to be killed
     (Path(workspace.documents_dir) / "convoys.txt").write_text(generated_sentences(n), encoding="utf-8")
     proc = start_build(workspace, "embedding")
     try:
