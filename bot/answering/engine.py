@@ -151,7 +151,8 @@ class Engine:
                 return self._last_report
             self._build_running = True
         try:
-            report, snap = build_index(self.settings, self.encoder, rebuild=rebuild, progress=progress)
+            live = self._state[0] if self._state is not None else None
+            report, snap = build_index(self.settings, self.encoder, rebuild=rebuild, progress=progress, live=live)
             self._use_query_model()
             if snap is not None and (self._state is None or self._state[0] is not snap):
                 self._state = (snap, Searcher(snap, self.encoder))

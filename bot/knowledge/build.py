@@ -34,6 +34,7 @@ from bot.knowledge.store import (
     IndexMissing,
     IndexSnapshot,
     SentenceTable,
+    current_version_dir,
     load_snapshot,
     new_version_name,
     now_iso,
@@ -85,8 +86,12 @@ def build_index(
     rebuild: bool = False,
     progress: bool = False,
     lock_timeout: float = 600.0,
+    live: IndexSnapshot | None = None,
 ) -> tuple[ChangeReport, IndexSnapshot | None]:
-    """Bring the index in ``settings.index_dir`` up to date with ``settings.documents_dir``."""
+    """Bring the index in ``settings.index_dir`` up to date with ``settings.documents_dir``.
+
+    ``live`` is the snapshot the caller already holds: reused instead of read again from disk
+    when it is still the live version (another process may have built since)."""
     started = time.perf_counter()
     index_dir = Path(settings.index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +111,11 @@ def build_index(
         remove_stale(index_dir)
         previous = None
         try:
-            previous = load_snapshot(index_dir, model=encoder.name)
+            if live is not None and live.model == encoder.name and live.path is not None \
+                    and current_version_dir(index_dir).resolve() == live.path.resolve():
+                previous = live
+            else:
+                previous = load_snapshot(index_dir, model=encoder.name)
         except IndexMissing:
             pass
         except IndexCorrupt as exc:
