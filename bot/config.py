@@ -46,10 +46,30 @@ class Settings:
     upload_max_mb: float = 10.0
     feedback_path: Path = Path("data/feedback.jsonl")
 
+    def __post_init__(self):
+        # One spelling everywhere: "LLM", " llm " and "llm" are the same choice.
+        for key in ("answerer", "llm_provider", "log_level"):
+            value = getattr(self, key)
+            if isinstance(value, str):
+                object.__setattr__(self, key, value.strip().upper() if key == "log_level" else value.strip().lower())
+
+    def validate(self) -> "Settings":
+        """Raise ``ValueError`` with one line naming the setting when a choice is not one we know."""
+        for key, allowed in _CHOICES.items():
+            value = getattr(self, key)
+            if value not in allowed:
+                name = _ENV_NAMES.get(key, "BRIEFBOT_" + key.upper())
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        return self
+
     @classmethod
-    def from_env(cls, env_file: str | os.PathLike | None = ".env", **overrides) -> "Settings":
-        """Environment variables win over ``.env``; keyword overrides (CLI flags) win over both."""
+    def from_env(cls, env_file: str | os.PathLike | None = ".env", required: bool = False, **overrides) -> "Settings":
+        """Environment variables win over ``.env``; keyword overrides (CLI flags) win over both.
+
+        ``required``: the file was named explicitly (``--env-file``), so a missing one is an error."""
         values: dict[str, str] = {}
+        if required and env_file and not Path(env_file).exists():
+            raise FileNotFoundError(f"settings file {env_file} does not exist; check the --env-file path")
         if env_file and Path(env_file).is_file():
             values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
         values.update(os.environ)
@@ -67,7 +87,7 @@ class Settings:
         for key in ("documents_dir", "index_dir", "feedback_path"):
             if key in parsed:
                 parsed[key] = Path(parsed[key])
-        return cls(**parsed)
+        return cls(**parsed).validate()
 
     def with_(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -77,6 +97,11 @@ _ENV_NAMES = {
     "discord_token": "DISCORD_TOKEN",
     "documents_dir": "BRIEFBOT_DOCUMENTS",
     "index_dir": "BRIEFBOT_INDEX",
+}
+_CHOICES = {
+    "answerer": ("extractive", "llm"),
+    "llm_provider": ("openai", "ollama"),
+    "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
 }
 _PARSERS = {
     "max_document_mb": float,

@@ -196,7 +196,10 @@ def test_hidden_files_are_ignored_and_subfolders_are_indexed(workspace, encoder)
 # --------------------------------------------------------------------------- versions on disk
 
 
-def test_old_versions_are_pruned_and_the_live_one_kept(workspace, encoder):
+def test_old_versions_are_pruned_and_the_live_one_kept(workspace, encoder, monkeypatch):
+    import bot.knowledge.build as build_module
+
+    monkeypatch.setattr(build_module, "STALE_GRACE_S", 0.0)  # no reader to wait for here
     idx = Path(workspace.index_dir)
     briefing = Path(workspace.documents_dir) / BRIEFING_NAME
     versions = []
@@ -213,3 +216,29 @@ def test_old_versions_are_pruned_and_the_live_one_kept(workspace, encoder):
     assert len(folders) <= 3
     assert tmp_leftovers(idx) == []
     assert briefing.is_file()
+
+
+def test_a_recently_replaced_version_is_kept_for_readers_still_loading_it(workspace, encoder):
+    """Another process may have read CURRENT just before a swap: its version must survive the
+    next build's clean-up for the grace period, even when it is older than the newest two."""
+    import os
+    import time
+
+    from bot.knowledge.store import remove_stale
+
+    idx = Path(workspace.index_dir)
+    folders = [load_snapshot(idx).path.name]
+    for word in ("first", "second", "third"):
+        write_docs(Path(workspace.documents_dir), {"note.txt": f"This is the {word} note about the depot."},
+                   briefing=False)
+        folders.append(build_index(workspace, encoder)[1].path.name)
+    assert sorted(p.name for p in idx.glob("v-*")) == sorted(folders)  # the grace period kept them all
+    assert remove_stale(idx, min_age_s=600) == []
+    # once the versions that replaced them are older than the grace period, the old ones go
+    for age, name in enumerate(reversed(folders)):
+        stamp = time.time() - 3600 - age
+        os.utime(idx / name, (stamp, stamp))
+    removed = remove_stale(idx, min_age_s=600)
+    assert sorted(removed) == sorted(folders[:2])
+    assert sorted(p.name for p in idx.glob("v-*")) == sorted(folders[2:])
+    assert load_snapshot(idx).path.name == folders[-1]

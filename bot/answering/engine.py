@@ -83,24 +83,38 @@ class Engine:
         self._answerer = answerer
         self._state: tuple[IndexSnapshot, Searcher] | None = None
         self._load_lock = threading.Lock()
-        self._build_lock = threading.Lock()
-        self._build_done = threading.Condition()
-        self._build_running = False
-        self._last_report: ChangeReport | None = None
-        if self.settings.answerer.strip().lower() != "extractive":
+        # The one build coordinator of this process (the CLI and every Discord command build
+        # through it); re-entrant so add_document can hold it across save + build + restore.
+        self._build_lock = threading.RLock()
+        if self.settings.answerer != "extractive":
             self.answerer  # a misconfigured LLM answerer should stop start-up, not the first question
 
     # ---- answerer ---------------------------------------------------------------------
     @property
     def answerer(self) -> Answerer:
         if self._answerer is None:
-            if self.settings.answerer == "llm":
+            if self.settings.answerer == "extractive":
+                self._answerer = self.extractive
+            else:
                 from bot.answering.llm import make_answerer
 
-                self._answerer = make_answerer(self.settings, fallback=self.extractive, embed=self.encoder.encode)
-            else:
-                self._answerer = self.extractive
+                self._answerer = make_answerer(self.settings, fallback=self.extractive, embed=self.embed_claims)
         return self._answerer
+
+    def embed_claims(self, texts: Sequence[str]):
+        """Vectors for claim checks: the ONNX question encoder when there is one (no torch in the
+        serving process), PyTorch only when the export is missing."""
+        self._use_query_model()
+        model = self.encoder._query_model
+        if model is not None:
+            return model.encode(list(texts))
+        return self.encoder.encode(list(texts))
+
+    def close(self) -> None:
+        """Release what the answerer holds (the LLM worker pool); the engine can't answer after."""
+        close = getattr(self._answerer, "close", None)
+        if callable(close):
+            close()
 
     # ---- index lifecycle --------------------------------------------------------------
     def _current(self) -> tuple[IndexSnapshot, Searcher]:
@@ -109,6 +123,15 @@ class Engine:
             self.load_or_build()
             state = self._state
         return state
+
+    def load(self) -> IndexStatus:
+        """Load the live index without building; raises ``IndexMissing``/``IndexCorrupt``."""
+        with self._load_lock:
+            if self._state is None:
+                snap = load_snapshot(Path(self.settings.index_dir), model=self.encoder.name)
+                self._use_query_model()
+                self._state = (snap, Searcher(snap, self.encoder))
+        return self.status()
 
     def load_or_build(self, progress: bool = False, announce: Callable[[str], None] | None = None) -> ChangeReport | None:
         """Load the live index; build it when there is none or it is unusable (``announce`` hears
@@ -125,6 +148,9 @@ class Engine:
                     announce(f"{exc}; building the index from {self.settings.documents_dir}/ ...")
                 report = self.build(progress=progress)
                 if self._state is None:
+                    if isinstance(exc, IndexMissing) and not (report.added or report.changed or report.unchanged):
+                        raise IndexMissing(f"no documents could be indexed from {self.settings.documents_dir}/; put "
+                                           "briefings (.txt, .md, .html, .pdf, .docx) there and run: briefbot index") from None
                     raise
                 return report
             self._use_query_model()
@@ -143,45 +169,51 @@ class Engine:
             return False
 
     def build(self, rebuild: bool = False, progress: bool = False) -> ChangeReport:
-        """Build or update; concurrent calls in this process share one build and its report."""
-        with self._build_done:
-            if self._build_running:
-                while self._build_running:
-                    self._build_done.wait()
-                return self._last_report
-            self._build_running = True
-        try:
+        """Build or update, and return this call's own report.
+
+        Builds in this process run one at a time: a caller arriving while one runs waits for it,
+        then runs its own incremental build (cheap: only what changed since is read), so it
+        always gets a true report for the folder as it was when its build started, its own
+        ``rebuild`` is honoured, and a file saved before the call is always looked at. Other
+        processes are kept out by the file lock in ``build_index``."""
+        with self._build_lock:
             live = self._state[0] if self._state is not None else None
             report, snap = build_index(self.settings, self.encoder, rebuild=rebuild, progress=progress, live=live)
             self._use_query_model()
             if snap is not None and (self._state is None or self._state[0] is not snap):
                 self._state = (snap, Searcher(snap, self.encoder))
-            self._last_report = report
             return report
-        finally:
-            with self._build_done:
-                self._build_running = False
-                self._build_done.notify_all()
 
     def add_document(self, filename: str, data: bytes, overwrite: bool = False) -> tuple[str, ChangeReport]:
-        """Save an upload into documents/ and index it; raises ``UploadRefused`` with a reason."""
-        from bot.ingest.uploads import UploadRefused, save_upload
+        """Save an upload into documents/ and index it; raises ``UploadRefused`` with a reason.
+
+        Save, build and (on failure) restore happen under the build coordinator, so no other
+        build in this process sees the upload half-done, and the returned report is the build
+        that read the saved file: the document is in the live index when this returns."""
+        from bot.ingest.uploads import UploadRefused, existing_document, save_upload
 
         docs = Path(self.settings.documents_dir)
-        previous = next((p for p in docs.glob("*") if p.name.lower() == filename.lower()), None) if docs.is_dir() else None
-        backup = previous.read_bytes() if previous is not None and overwrite else None
-        path = save_upload(docs, filename, data,
-                           max_bytes=int(self.settings.upload_max_mb * 1024 * 1024), overwrite=overwrite)
-        report = self.build()
-        reason = next((r for name, r in report.failed if name == path.name), None)
-        if reason is not None:
-            # A file that can't be indexed doesn't stay to fail every later build.
-            if backup is not None:
-                path.write_bytes(backup)
-            else:
-                path.unlink(missing_ok=True)
-            raise UploadRefused(f"{path.name} could not be indexed: {reason}")
-        return path.name, report
+        with self._build_lock:
+            previous = existing_document(docs, filename)
+            backup = previous.read_bytes() if previous is not None and overwrite else None
+            path = save_upload(docs, filename, data,
+                               max_bytes=int(self.settings.upload_max_mb * 1024 * 1024), overwrite=overwrite)
+            try:
+                report = self.build()
+            except BaseException:
+                _restore(path, backup)
+                raise
+            reason = next((r for name, r in report.failed if name == path.name), None)
+            if reason is None and self._state is not None and path.name not in self._state[0].doc_by_name:
+                reason = "it was not found in the new index"
+            if reason is not None:
+                # A file that can't be indexed doesn't stay to fail every later build; the
+                # original (if this was an overwrite) comes back, and is indexed again.
+                _restore(path, backup)
+                if backup is not None:
+                    self.build()
+                raise UploadRefused(f"{path.name} could not be indexed: {reason}")
+            return path.name, report
 
     # ---- questions --------------------------------------------------------------------
     def retrieve(self, question: str, history: Sequence[Turn] = (), k: int = 5) -> Retrieval:
@@ -223,6 +255,15 @@ class Engine:
     def context(self, sentence_id: str, radius: int = 2) -> list[Passage]:
         _snap, searcher = self._current()
         return searcher.context(sentence_id, radius)
+
+
+def _restore(path: Path, backup: bytes | None) -> None:
+    if backup is not None:
+        tmp = path.with_name(f".restore-{path.name}")
+        tmp.write_bytes(backup)
+        tmp.replace(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _not_covered(question: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import unicodedata
@@ -18,20 +19,47 @@ class UploadRefused(Exception):
     """The file can't be accepted; the message says why, for the person who sent it."""
 
 
+MAX_STEM_CHARS = 100
+MAX_NAME_BYTES = 230  # file systems allow 255 bytes per name; room for the ".upload-PID-" temp prefix
+
+
 def sanitize_filename(name: str) -> str:
-    """A plain, visible file name: no folders, no traversal, no hidden or odd characters."""
+    """A plain, visible file name: no folders, no traversal, no hidden or odd characters.
+
+    Idempotent (``sanitize_filename(sanitize_filename(x)) == sanitize_filename(x)``): the name
+    looked up for an existing document is the name the upload is saved under."""
     name = unicodedata.normalize("NFKC", name).replace("\\", "/").split("/")[-1]
     stem, dot, suffix = name.rpartition(".")
     if not dot:
         stem, suffix = name, ""
-    stem = re.sub(r"[^\w\- ]+", "-", stem, flags=re.UNICODE).strip(" .-_")
-    stem = re.sub(r"[\s\-]*[\s\-]", "-", stem)[:100]
+    stem = re.sub(r"[^\w\- ]+", "-", stem, flags=re.UNICODE)
+    stem = re.sub(r"[\s\-]*[\s\-]", "-", stem)
+    # NFKC again: a stem cut or joined differently may compose differently; then trim the ends
+    # only after truncating, so a cut that ends in "-" or "_" is trimmed too.
+    stem = unicodedata.normalize("NFKC", stem).strip(" .-_")[:MAX_STEM_CHARS].strip(" .-_")
     suffix = re.sub(r"[^a-z0-9]", "", suffix.lower())
     if not stem:
         raise UploadRefused("that file name has no usable characters; rename it and try again")
     if stem.lower() in _RESERVED:
         raise UploadRefused(f"{stem} is a reserved device name on Windows; rename the file and try again")
-    return f"{stem}.{suffix}" if suffix else stem
+    full = f"{stem}.{suffix}" if suffix else stem
+    size = len(full.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise UploadRefused(f"that file name is too long ({size} bytes in UTF-8, the limit is {MAX_NAME_BYTES}); "
+                            "rename it to something shorter and try again")
+    return full
+
+
+def existing_document(documents_dir: Path, filename: str) -> Path | None:
+    """The document an upload of ``filename`` would replace (same saved name, any letter case)."""
+    try:
+        safe = sanitize_filename(filename)
+    except UploadRefused:
+        return None
+    documents_dir = Path(documents_dir)
+    if not documents_dir.is_dir():
+        return None
+    return next((p for p in documents_dir.iterdir() if p.name.lower() == safe.lower() and p.is_file()), None)
 
 
 def check_upload(filename: str, size: int, max_bytes: int) -> str:
@@ -71,12 +99,19 @@ def save_upload(documents_dir: Path, filename: str, data: bytes, max_bytes: int,
     if target.resolve().parent != documents_dir.resolve():
         raise UploadRefused("that file name is not allowed")
     # "Brief.TXT" and "brief.txt" are one document to a person (and to some file systems).
-    same = next((p for p in documents_dir.iterdir() if p.name.lower() == safe.lower()), None)
+    same = existing_document(documents_dir, safe)
     if same is not None:
         if not overwrite:
             raise UploadRefused(f"a document named {same.name} already exists; upload again with overwrite to replace it")
         target = same
     tmp = documents_dir / f".upload-{os.getpid()}-{safe}"
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENAMETOOLONG:
+            raise UploadRefused("that file name is too long for the server's file system; rename it to something "
+                                "shorter and try again") from None
+        raise
     return target

@@ -8,8 +8,11 @@ in by ``store.write_snapshot``, so a failure at any point leaves the old index s
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import os
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass
@@ -32,9 +35,11 @@ from bot.knowledge.store import (
     DocumentRecord,
     IndexCorrupt,
     IndexMissing,
+    PIPELINE_VERSION,
     IndexSnapshot,
     SentenceTable,
     current_version_dir,
+    index_vectors,
     load_snapshot,
     new_version_name,
     now_iso,
@@ -44,13 +49,23 @@ from bot.knowledge.store import (
 from bot.knowledge.terms import proper_nouns, terms
 
 log = logging.getLogger(__name__)
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 LOCK_NAME = ".lock"
 
 
+STALE_GRACE_S = 600.0  # an old version younger than this may still be loading in another process
+
+
 class BuildBusy(Exception):
     """Another process holds the build lock for this index folder."""
+
+
+class IndexUnwritable(Exception):
+    """The index folder can't be created or written (permissions, a file in the way)."""
+
+
+class DiskFull(OSError):
+    """A build ran out of space; the previous index is still live."""
 
 
 @dataclass
@@ -94,7 +109,8 @@ def build_index(
     when it is still the live version (another process may have built since)."""
     started = time.perf_counter()
     index_dir = Path(settings.index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
+    check_documents_dir(Path(settings.documents_dir))  # before anything is created on disk
+    prepare_index_dir(index_dir)
     lock = FileLock(str(index_dir / LOCK_NAME))
     try:
         lock.acquire(timeout=0)
@@ -106,9 +122,12 @@ def build_index(
             lock.acquire(timeout=lock_timeout)
         except Timeout:
             raise BuildBusy(f"another build is still running on {index_dir}/ (lock {LOCK_NAME}); try again later") from None
+    except OSError as exc:
+        raise IndexUnwritable(f"cannot create the build lock in {index_dir}/ ({exc.strerror or exc}); "
+                              "choose a folder you can write with --index or BRIEFBOT_INDEX") from None
     try:
         report = ChangeReport()
-        remove_stale(index_dir)
+        remove_stale(index_dir, min_age_s=STALE_GRACE_S)
         previous = None
         try:
             if live is not None and live.model == encoder.name and live.path is not None \
@@ -120,24 +139,76 @@ def build_index(
             pass
         except IndexCorrupt as exc:
             report.notes.append(f"the existing index could not be used ({exc}); rebuilt from scratch")
-        snapshot = _build_locked(settings, encoder, previous, rebuild, progress, report)
+        try:
+            snapshot = _build_locked(settings, encoder, previous, rebuild, progress, report)
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc):
+                raise
+            raise DiskFull(f"the disk holding {index_dir}/ is full ({exc}); the previous index is still in use: "
+                           "free some space and run the build again") from exc
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(f"the disk holding {index_dir}/ is full ({exc.strerror or exc}); the previous index "
+                               "is still in use: free some space and run the build again") from exc
+            raise
         report.seconds = time.perf_counter() - started
         return report, snapshot
     finally:
         lock.release()
 
 
+def check_documents_dir(docs_dir: Path) -> None:
+    """A missing folder or a file where a folder belongs: one line saying which, and what to pass."""
+    if docs_dir.is_file():
+        raise FileNotFoundError(f"{docs_dir} is a file, not a folder; pass the folder that holds your briefings "
+                                f"(e.g. --documents {docs_dir.parent or '.'})")
+    if not docs_dir.is_dir():
+        raise FileNotFoundError(f"documents folder {docs_dir}/ does not exist; create it and put your briefings "
+                                "(.txt, .md, .html, .pdf, .docx) in it, or pass --documents DIR")
+
+
+def prepare_index_dir(index_dir: Path) -> None:
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise IndexUnwritable(f"{index_dir} is a file, not a folder; choose an index folder with --index or "
+                              "BRIEFBOT_INDEX") from None
+    except NotADirectoryError:
+        raise IndexUnwritable(f"cannot create the index folder {index_dir}/: part of that path is a file; "
+                              "choose another folder with --index or BRIEFBOT_INDEX") from None
+    except PermissionError:
+        raise IndexUnwritable(f"cannot create the index folder {index_dir}/ (permission denied); choose a folder "
+                              "you can write with --index or BRIEFBOT_INDEX") from None
+    if not os.access(index_dir, os.W_OK | os.X_OK):
+        raise IndexUnwritable(f"the index folder {index_dir}/ is not writable; choose a folder you can write "
+                              "with --index or BRIEFBOT_INDEX")
+
+
+def _export_query_model(encoder: Encoder, report: ChangeReport) -> None:
+    """The ONNX question encoder is a speed-up: a failure (e.g. an unwritable cache) is a note, never an error."""
+    try:
+        ok = onnx_query.export(encoder)
+    except Exception as exc:  # after the swap nothing may undo a finished build
+        log.warning("query model export failed (%s: %s)", type(exc).__name__, exc)
+        ok = False
+    if not ok:
+        report.notes.append(f"note: the fast question encoder could not be saved in {onnx_query.cache_root()}/ "
+                            "(set BRIEFBOT_CACHE_DIR to a writable folder); questions will use PyTorch, slower to start")
+
+
 def _build_locked(settings, encoder, previous, rebuild, progress, report) -> IndexSnapshot | None:
     docs_dir = Path(settings.documents_dir)
-    if not docs_dir.is_dir():
-        raise FileNotFoundError(f"documents folder {docs_dir}/ does not exist")
+    check_documents_dir(docs_dir)
     old = {d.name: d for d in previous.documents} if previous else {}
     max_bytes = int(settings.max_document_mb * 1024 * 1024)
     kept: list[_DocRows] = []
     seen: set[str] = set()
     first_with: dict[str, str] = {}  # content hash -> first document name with it
     paths = list_documents(docs_dir)
-    for path in tqdm(paths, desc="documents", unit="doc", disable=not progress or len(paths) < 50, file=sys.stderr):
+    if progress:  # the first build loads the model for ~20 s: say something at once
+        print(f"reading {len(paths)} file{'' if len(paths) == 1 else 's'} from {docs_dir}/ ...", file=sys.stderr, flush=True)
+    same_pipeline = previous is not None and previous.pipeline == PIPELINE_VERSION
+    for path in tqdm(paths, desc="documents", unit="doc", disable=not progress or len(paths) < 20, file=sys.stderr):
         name = path.relative_to(docs_dir).as_posix()
         seen.add(name)
         try:
@@ -157,13 +228,16 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
             continue
         first_with[digest] = name
         before = old.get(name)
-        if before and before.content_hash == digest and not rebuild:
+        same_bytes = before is not None and before.content_hash == digest
+        if same_bytes and same_pipeline and not rebuild:
             kept.append(_reuse(previous, before))
             report.unchanged.append(name)
             continue
         try:
             doc = load_document(path, docs_dir, max_bytes=max_bytes)
-            rows = _segment_document(doc, digest)
+            # The hash of the bytes actually loaded: if the file changed after it was hashed
+            # above, the record matches the text indexed and the next build sees the change.
+            rows = _segment_document(doc, doc.content_hash or digest)
         except DocumentError as exc:
             report.failed.append((name, exc.reason))
             continue
@@ -175,23 +249,28 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
             report.failed.append((name, "no sentences found"))
             continue
         kept.append(rows)
-        (report.changed if before else report.added).append(name)
+        if same_bytes and rows.record.content_hash == digest:
+            report.unchanged.append(name)  # re-read (--rebuild or a new pipeline), but not changed
+        else:
+            (report.changed if before else report.added).append(name)
     report.removed = sorted(set(old) - seen)
     # A document that failed now but was indexed before is kept as it was: loses nothing.
     for name, reason in report.failed:
         if name in old and name not in report.removed and not reason.startswith("duplicate of"):
             kept.append(_reuse(previous, old[name]))
             report.notes.append(f"{name}: kept the previously indexed version")
-    if previous and not rebuild and not report.has_changes:
+    if previous and not rebuild and same_pipeline and not report.has_changes:
         report.index_version = previous.version
-        onnx_query.export(encoder)  # once, if an older build lacks it
+        _export_query_model(encoder, report)  # once, if an older build lacks it
         return previous
+    if previous is None and not kept:
+        return None  # nothing to index and nothing to replace: no empty index, no model load
     report.sentences_embedded = _fill_vectors(settings, encoder, kept, progress)
     snapshot = _assemble(encoder, kept)
     write_snapshot(Path(settings.index_dir), snapshot)
     report.index_version = snapshot.version
     report.swapped = True
-    onnx_query.export(encoder)
+    _export_query_model(encoder, report)
     return snapshot
 
 
@@ -236,8 +315,10 @@ def _fill_vectors(settings, encoder: Encoder, docs: list[_DocRows], progress: bo
         found = cache.get_many(texts)
         missing = [t for t in texts if t not in found]
         if missing:
+            if progress and encoder._model is None:
+                print("loading the embedding model ...", file=sys.stderr, flush=True)
             bar = tqdm(total=len(missing), desc="embedding", unit="sent", file=sys.stderr,
-                       disable=not progress or len(missing) < 200)
+                       disable=not progress or len(missing) < 50)
             with bar:
                 vecs = encoder.encode(missing, on_batch=bar.update)
             cache.put_many(missing, vecs)
@@ -283,7 +364,7 @@ def _assemble(encoder: Encoder, docs: list[_DocRows]) -> IndexSnapshot:
         bm25.index([list(_keyword_terms(h, t)) for h, t in zip(table.headings, table.texts)], show_progress=False)
     content_key = hashlib.sha1("".join(r.content_hash for r in records).encode()).hexdigest()
     n = index.ntotal
-    stored = faiss.rev_swig_ptr(index.get_xb(), n * dim).reshape(n, dim) if n else vectors
+    stored = index_vectors(index)  # FAISS's copy, kept alive by the array itself; ours is freed
     return IndexSnapshot(
         version=new_version_name(content_key),
         built_at=now_iso(),

@@ -8,6 +8,7 @@ removes. Nothing is pickled: FAISS's own format, SQLite, JSON and NumPy arrays w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,7 +22,10 @@ import bm25s
 import faiss
 import numpy as np
 
-FORMAT = 2  # 2: names.json
+FORMAT = 3  # 2: names.json; 3: sha256 of every file, pipeline version
+# Bump when loading, normalization or segmentation changes what a document's bytes turn into:
+# a build then re-reads documents whose bytes did not change (their sentences would differ).
+PIPELINE_VERSION = 1
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 VECTORS = "sentences.faiss"
@@ -85,6 +89,7 @@ class IndexSnapshot:
     bm25: bm25s.BM25 | None
     names: frozenset[str] = frozenset()  # stems of proper nouns in the texts (terms.proper_nouns)
     path: Path | None = None
+    pipeline: int = PIPELINE_VERSION  # the PIPELINE_VERSION that produced its sentences
 
     def __post_init__(self):
         self.row_of = {sid: i for i, sid in enumerate(self.sentences.ids)}
@@ -113,9 +118,28 @@ def write_snapshot(index_dir: Path, snap: IndexSnapshot) -> Path:
         snap.version = f"{base}-{n}"
         final = index_dir / f"v-{snap.version}"
     tmp = index_dir / f".tmp-{snap.version}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    pointer = index_dir / f".{CURRENT}.{os.getpid()}"
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        _write_files(tmp, snap)
+        os.replace(tmp, final)
+        pointer.write_text(final.name + "\n")
+        _fsync_file(pointer)
+        os.replace(pointer, index_dir / CURRENT)
+    except BaseException:
+        # Disk full, killed, ...: the live version is untouched; leave no partial folder behind.
+        # (Once ``final`` exists it is a complete version: kept, the next build prunes it.)
+        shutil.rmtree(tmp, ignore_errors=True)
+        pointer.unlink(missing_ok=True)
+        raise
+    _fsync_dir(index_dir)
+    snap.path = final
+    return final
+
+
+def _write_files(tmp: Path, snap: IndexSnapshot) -> None:
     faiss.write_index(snap.faiss_index, str(tmp / VECTORS))
     _write_meta(tmp / META, snap)
     if snap.bm25 is not None:
@@ -124,9 +148,10 @@ def write_snapshot(index_dir: Path, snap: IndexSnapshot) -> Path:
     files = {}
     for path in sorted(tmp.rglob("*")):
         if path.is_file():
-            files[str(path.relative_to(tmp))] = path.stat().st_size
+            files[path.relative_to(tmp).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256_file(path)}
     manifest = {
         "format": FORMAT,
+        "pipeline": PIPELINE_VERSION,
         "version": snap.version,
         "built_at": snap.built_at,
         "model": snap.model,
@@ -140,14 +165,32 @@ def write_snapshot(index_dir: Path, snap: IndexSnapshot) -> Path:
     }
     _write_json_durably(tmp / MANIFEST, manifest)
     _fsync_dir(tmp)
-    os.replace(tmp, final)
-    pointer = index_dir / f".{CURRENT}.{os.getpid()}"
-    pointer.write_text(final.name + "\n")
-    _fsync_file(pointer)
-    os.replace(pointer, index_dir / CURRENT)
-    _fsync_dir(index_dir)
-    snap.path = final
-    return final
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Owned:
+    """Exposes FAISS's stored vectors to NumPy while keeping the index that owns them alive."""
+
+    def __init__(self, index: faiss.Index):
+        self.index = index
+        n, d = index.ntotal, index.d
+        view = faiss.rev_swig_ptr(index.get_xb(), n * d)
+        self.__array_interface__ = {"shape": (n, d), "typestr": "<f4", "data": (view.ctypes.data, True), "version": 3}
+
+
+def index_vectors(index: faiss.Index) -> np.ndarray:
+    """The (n, d) float32 vectors inside a flat FAISS index, without a copy; the array's
+    ``base`` references the index, so the memory can't be freed while the array lives."""
+    if index.ntotal == 0:
+        return np.zeros((0, index.d), np.float32)
+    return np.asarray(_Owned(index))
 
 
 def current_version_dir(index_dir: Path) -> Path:
@@ -182,14 +225,27 @@ def load_snapshot(index_dir: Path, model: str | None = None, dimension: int | No
     broken = [key for key, kind in _MANIFEST_FIELDS.items() if not isinstance(manifest.get(key), kind)]
     if broken:
         raise IndexCorrupt(f"{folder.name}/{MANIFEST} has no valid {', '.join(broken)}")
-    for rel, size in manifest["files"].items():
+    expected = _expected_files(folder, manifest["files"])
+    for rel, (size, _digest) in expected.items():
         path = folder / rel
         if not path.is_file():
             raise IndexCorrupt(f"{folder.name}/{rel} is missing")
         if path.stat().st_size != size:
             raise IndexCorrupt(f"{folder.name}/{rel} is {path.stat().st_size} bytes, expected {size} (truncated?)")
+    # Same-size damage (a flipped byte, a changed fact) shows only in the content: hash every
+    # file once per load. The vectors are hashed from the very bytes FAISS then reads.
+    for rel, (_size, digest) in expected.items():
+        if rel != VECTORS and _sha256_file(folder / rel) != digest:
+            raise IndexCorrupt(f"{folder.name}/{rel} does not match its recorded checksum (damaged on disk)")
     try:
-        index = faiss.read_index(str(folder / VECTORS))
+        raw = (folder / VECTORS).read_bytes()
+    except OSError as exc:
+        raise IndexCorrupt(f"{folder.name}/{VECTORS} is unreadable ({exc})") from None
+    if hashlib.sha256(raw).hexdigest() != expected[VECTORS][1]:
+        raise IndexCorrupt(f"{folder.name}/{VECTORS} does not match its recorded checksum (damaged on disk)")
+    try:
+        index = faiss.deserialize_index(np.frombuffer(raw, dtype=np.uint8))
+        del raw
         documents, table = _read_meta(folder / META)
         bm25 = bm25s.BM25.load(str(folder / BM25_DIR), show_progress=False) if (folder / BM25_DIR).is_dir() else None
         names = frozenset(json.loads((folder / NAMES).read_text())) if (folder / NAMES).is_file() else frozenset()
@@ -201,7 +257,9 @@ def load_snapshot(index_dir: Path, model: str | None = None, dimension: int | No
                            f"{manifest['dimension']} (another model's index?)")
     if index.ntotal != n or manifest["sentences"] != n:
         raise IndexCorrupt(f"{folder.name} is inconsistent: {index.ntotal} vectors for {n} sentences")
-    vectors = faiss.rev_swig_ptr(index.get_xb(), n * index.d).reshape(n, index.d) if n else np.zeros((0, index.d), np.float32)
+    if not isinstance(index, faiss.IndexFlat):
+        raise IndexCorrupt(f"{folder.name}/{VECTORS} is not a flat index")
+    vectors = index_vectors(index)
     return IndexSnapshot(
         version=manifest["version"],
         built_at=manifest["built_at"],
@@ -214,11 +272,30 @@ def load_snapshot(index_dir: Path, model: str | None = None, dimension: int | No
         bm25=bm25,
         names=names,
         path=folder,
+        pipeline=manifest.get("pipeline") if isinstance(manifest.get("pipeline"), int) else 0,
     )
 
 
+def _expected_files(folder: Path, files: dict) -> dict[str, tuple[int, str]]:
+    """``{relative path: (size, sha256)}`` from the manifest; anything else means a damaged manifest."""
+    out = {}
+    for rel, entry in files.items():
+        size = entry.get("size") if isinstance(entry, dict) else None
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if not isinstance(size, int) or not isinstance(digest, str) or ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise IndexCorrupt(f"{folder.name}/{MANIFEST} has an invalid entry for {rel!r}")
+        out[rel] = (size, digest)
+    if VECTORS not in out or META not in out:
+        raise IndexCorrupt(f"{folder.name}/{MANIFEST} does not list {VECTORS} and {META}")
+    return out
+
+
 def remove_stale(index_dir: Path, keep: int = 2, min_age_s: float = 0.0) -> list[str]:
-    """Delete leftovers of dead builds and all but the newest ``keep`` versions (live one always kept)."""
+    """Delete leftovers of dead builds and old versions (call it under the build lock).
+
+    Kept: the live version, the newest ``keep`` versions, and any version replaced less than
+    ``min_age_s`` ago: another process may have read ``CURRENT`` just before a swap and still
+    be loading it. Temp folders can go at once: only a build holding the lock writes them."""
     if not index_dir.is_dir():
         return []
     try:
@@ -228,13 +305,23 @@ def remove_stale(index_dir: Path, keep: int = 2, min_age_s: float = 0.0) -> list
     removed = []
     now = time.time()
     for path in index_dir.iterdir():
-        if path.name.startswith((".tmp-", f".{CURRENT}.")) and now - path.stat().st_mtime >= min_age_s:
+        if path.name.startswith((".tmp-", f".{CURRENT}.")):
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             removed.append(path.name)
-    versions = sorted((p for p in index_dir.glob("v-*") if p.is_dir()), key=lambda p: p.name, reverse=True)
-    for path in [p for p in versions if p.name != live][max(0, keep - 1):]:
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path.name)
+    written = {}
+    for p in index_dir.glob("v-*"):
+        try:
+            written[p.name] = p.stat().st_mtime
+        except OSError:
+            continue
+    # newest first; names only break ties (two builds in one second share a timestamp prefix)
+    versions = sorted((index_dir / name for name in written), key=lambda p: (written[p.name], p.name), reverse=True)
+    for n, (newer, path) in enumerate(zip(versions, versions[1:]), 1):
+        if path.name == live or n < keep:
+            continue
+        if now - written[newer.name] >= min_age_s:  # replaced (by the version after it) long enough ago
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
     return removed
 
 
