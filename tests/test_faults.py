@@ -4,7 +4,9 @@ the next build must succeed, and no temporary files may stay behind."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import os
 import signal
 import subprocess
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 import faiss
+import numpy as np
 import pytest
 from filelock import FileLock
 
@@ -316,15 +319,17 @@ def _foreign_faiss(idx):
     other = faiss.IndexFlatIP(768)
     other.add(faiss.randn(n * 768, 1).reshape(n, 768))
     faiss.write_index(other, str(path))
+    # a manifest that records the foreign file faithfully: only the dimension check can tell
     _edit_manifest(idx, files={**json.loads((_live(idx) / "manifest.json").read_text())["files"],
-                               "sentences.faiss": path.stat().st_size})
+                               "sentences.faiss": {"size": path.stat().st_size,
+                                                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}})
 
 
 DAMAGE = {
     "truncated faiss": (_truncate_faiss, r"sentences\.faiss is \d+ bytes, expected \d+ \(truncated\?\)"),
-    "garbled faiss": (_garble_faiss, r"is damaged"),
+    "garbled faiss": (_garble_faiss, r"sentences\.faiss does not match its recorded checksum"),
     "deleted meta": (lambda idx: (_live(idx) / "meta.sqlite").unlink(), r"meta\.sqlite is missing"),
-    "garbled meta": (_garble_meta, r"is damaged"),
+    "garbled meta": (_garble_meta, r"meta\.sqlite does not match its recorded checksum"),
     "garbled manifest": (lambda idx: (_live(idx) / "manifest.json").write_text("{not json"), r"manifest\.json is unreadable"),
     "manifest not an object": (lambda idx: (_live(idx) / "manifest.json").write_text("null"), r"manifest\.json"),
     "manifest without version": (lambda idx: _edit_manifest(idx, version=None), r"manifest\.json"),
@@ -358,6 +363,122 @@ def test_damaged_index_is_detected_then_rebuilt_and_answers(workspace, encoder, 
     assert [(d.name, d.sentences) for d in engine.sources()] == [(BRIEFING_NAME, len(fresh.sentences))]
     assert answer.index_version != old
     assert tmp_leftovers(idx) == []
+
+
+def _index_files(idx: Path) -> list[str]:
+    return sorted(json.loads((_live(idx) / "manifest.json").read_text())["files"])
+
+
+def _flip_middle_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x5A
+    path.write_bytes(bytes(data))
+
+
+def test_every_index_file_is_listed_with_its_checksum(workspace):
+    idx = Path(workspace.index_dir)
+    files = json.loads((_live(idx) / "manifest.json").read_text())["files"]
+    on_disk = sorted(p.relative_to(_live(idx)).as_posix() for p in _live(idx).rglob("*")
+                     if p.is_file() and p.name != "manifest.json")
+    assert sorted(files) == on_disk and len(on_disk) >= 5  # faiss, meta, names and the bm25 files
+    for rel, entry in files.items():
+        data = (_live(idx) / rel).read_bytes()
+        assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+@pytest.mark.parametrize("rel", ["sentences.faiss", "meta.sqlite", "names.json", "bm25/indptr.csc.index.npy",
+                                 "bm25/data.csc.index.npy", "bm25/indices.csc.index.npy", "bm25/vocab.index.json",
+                                 "bm25/params.index.json"])
+def test_same_size_damage_to_any_index_file_is_detected_and_rebuilt(workspace, encoder, make_engine, rel):
+    idx = Path(workspace.index_dir)
+    if rel not in _index_files(idx):
+        pytest.skip(f"{rel} is not part of this bm25s version's format")
+    old = live_version(workspace, encoder)
+    path = _live(idx) / rel
+    size = path.stat().st_size
+    _flip_middle_byte(path)
+    assert path.stat().st_size == size
+    with pytest.raises(IndexCorrupt, match=re.escape(f"{rel} does not match its recorded checksum")):
+        load_snapshot(idx, model=encoder.name)
+    engine = make_engine(workspace)
+    answer = engine.ask(UMEROV)  # never served from the damaged files: rebuilt from the cache first
+    assert answer.answer.startswith("November 12th") and not answer.error
+    assert answer.index_version != old
+    assert load_snapshot(idx, model=encoder.name).version == answer.index_version
+
+
+def test_every_listed_file_is_covered_by_the_same_size_test(workspace):
+    covered = {"sentences.faiss", "meta.sqlite", "names.json", "bm25/indptr.csc.index.npy", "bm25/data.csc.index.npy",
+               "bm25/indices.csc.index.npy", "bm25/vocab.index.json", "bm25/params.index.json"}
+    assert set(_index_files(Path(workspace.index_dir))) <= covered
+
+
+def test_a_changed_fact_in_meta_sqlite_is_never_quoted(workspace, encoder, make_engine):
+    """One sentence's date rewritten in place (same length, same file size): a wrong quote
+    would be served as verbatim if only sizes were checked."""
+    import sqlite3
+
+    idx = Path(workspace.index_dir)
+    meta = _live(idx) / "meta.sqlite"
+    size = meta.stat().st_size
+    db = sqlite3.connect(meta)
+    with db:
+        changed = db.execute("UPDATE sentences SET text = replace(text, 'November 12th', 'November 19th') "
+                             "WHERE text LIKE '%November 12th%'").rowcount
+    db.close()
+    assert changed >= 1 and meta.stat().st_size == size
+    with pytest.raises(IndexCorrupt, match="meta.sqlite does not match its recorded checksum"):
+        load_snapshot(idx, model=encoder.name)
+    answer = make_engine(workspace).ask(UMEROV)
+    assert answer.answer.startswith("November 12th") and "November 19th" not in answer.answer
+
+
+def test_a_new_pipeline_version_re_reads_unchanged_documents(workspace, encoder, monkeypatch):
+    import bot.knowledge.build as build_module
+    import bot.knowledge.store as store_module
+
+    before = load_snapshot(Path(workspace.index_dir))
+    assert json.loads((_live(Path(workspace.index_dir)) / "manifest.json").read_text())["pipeline"] == \
+        store_module.PIPELINE_VERSION
+    report, _ = build_index(workspace, encoder)
+    assert not report.swapped  # same pipeline, same bytes: nothing to do
+    monkeypatch.setattr(build_module, "PIPELINE_VERSION", store_module.PIPELINE_VERSION + 1)
+    monkeypatch.setattr(store_module, "PIPELINE_VERSION", store_module.PIPELINE_VERSION + 1)
+    report, snap = build_index(workspace, encoder)
+    assert report.swapped and report.unchanged == [BRIEFING_NAME]  # re-read, but not "changed"
+    assert report.changed == report.added == []
+    assert snap.pipeline == store_module.PIPELINE_VERSION
+    assert snap.sentences.ids == before.sentences.ids
+    assert load_snapshot(Path(workspace.index_dir)).pipeline == store_module.PIPELINE_VERSION
+
+
+def test_rebuild_does_not_call_unchanged_documents_changed(workspace, encoder):
+    report, snap = build_index(workspace, encoder, rebuild=True)
+    assert report.swapped and report.unchanged == [BRIEFING_NAME] and report.changed == []
+
+
+def test_json_rebuild_of_a_damaged_index_says_why_on_stderr(workspace, cli_main, capsys):
+    _garble_meta(Path(workspace.index_dir))
+    code = cli_main(["index", "--json", "--documents", str(workspace.documents_dir), "--index", str(workspace.index_dir)])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert json.loads(captured.out)["unchanged"] == [] and json.loads(captured.out)["added"] == [BRIEFING_NAME]
+    assert "briefbot index: the existing index could not be used" in captured.err and "checksum" in captured.err
+
+
+def test_snapshot_vectors_keep_their_faiss_index_alive(workspace, encoder):
+    """The vectors are FAISS's own memory (no copy); the array must keep its owner alive."""
+    import gc
+
+    snap = load_snapshot(Path(workspace.index_dir))
+    vectors, first = snap.vectors, snap.vectors[0].copy()
+    expected = snap.faiss_index.reconstruct(0)
+    del snap
+    gc.collect()
+    junk = [np.ones(1 << 16, np.float32) for _ in range(200)]  # reuse any freed memory
+    assert np.array_equal(vectors[0], first) and np.allclose(first, expected)
+    assert not vectors.flags.writeable
+    del junk
 
 
 def test_damaged_index_build_says_why_it_rebuilt(workspace, encoder):
