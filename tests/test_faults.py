@@ -98,8 +98,10 @@ def test_full_disk_half_way_leaves_the_old_index_answering(workspace, encoder, m
     move_the_call(workspace)
     with monkeypatch.context() as patch:
         inject(patch)
-        with pytest.raises(OSError, match="No space left on device"):
+        with pytest.raises(build_module.DiskFull, match=r"is full \(No space left on device\); the previous index "
+                                                       r"is still in use"):
             engine.build()
+        assert tmp_leftovers(workspace.index_dir) == []  # the partial folder went at once
     # the engine that tried, a new engine and the files on disk all still serve the old version
     assert_answers(engine, "November 12th", old)
     assert_answers(make_engine(workspace), "November 12th", old)
@@ -113,6 +115,20 @@ def test_full_disk_half_way_leaves_the_old_index_answering(workspace, encoder, m
     assert_answers(engine, "November 14th", report.index_version)
     assert_answers(make_engine(workspace), "November 14th", report.index_version)
     assert report.index_version != old
+
+
+def test_full_disk_in_the_cli_is_one_line_and_the_old_index_answers(workspace, encoder, cli_main, capsys,
+                                                                    monkeypatch):
+    old = live_version(workspace, encoder)
+    move_the_call(workspace)
+    monkeypatch.setattr(store, "_write_meta", no_space)
+    code = cli_main(["index", "--documents", str(workspace.documents_dir), "--index", str(workspace.index_dir)])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("briefbot index:")]
+    assert len(lines) == 1 and "is full" in lines[0] and "free some space" in lines[0]
+    assert live_version(workspace, encoder) == old
+    assert tmp_leftovers(workspace.index_dir) == []
 
 
 def test_same_named_version_never_replaces_the_live_folder(workspace, encoder, make_engine, monkeypatch):
@@ -653,3 +669,134 @@ def test_engine_add_document_indexes_the_upload(workspace, make_engine):
         engine.add_document("huge.txt", b"word " * 5000)
     with pytest.raises(UploadRefused, match="already exists"):
         engine.add_document("Polar Station.md", b"# Other\n\nOther text.")
+
+
+# --------------------------------------------------------------------------- upload names and overwrites
+
+
+from hypothesis import given, settings as hyp_settings, strategies as st  # noqa: E402
+
+
+@hyp_settings(max_examples=400, deadline=None)
+@given(st.text(min_size=1, max_size=160))
+def test_sanitize_filename_is_idempotent(raw):
+    try:
+        once = sanitize_filename(raw)
+    except UploadRefused:
+        return
+    assert sanitize_filename(once) == once
+    assert len(once.encode()) <= 230 and "/" not in once and not once.startswith(".")
+
+
+@pytest.mark.parametrize("raw", ["a" * 99 + "-b.txt", "a" * 99 + " b.txt", "x" * 99 + "_y.md", "é" * 99 + ".z.txt"])
+def test_a_name_cut_at_a_separator_is_the_same_name_after_a_second_pass(raw):
+    once = sanitize_filename(raw)
+    assert sanitize_filename(once) == once and not once.split(".")[0].endswith(("-", "_"))
+
+
+def test_long_cjk_names_are_refused_by_their_encoded_length(tmp_path):
+    name = "報告書" * 30 + ".txt"  # 90 characters, 274 bytes in UTF-8: over the 255-byte file-name limit
+    with pytest.raises(UploadRefused, match=r"^that file name is too long \(\d+ bytes in UTF-8, the limit is 230\)"):
+        save_upload(tmp_path / "docs", name, TEXT, max_bytes=MB)
+    assert not (tmp_path / "docs").exists() or list((tmp_path / "docs").iterdir()) == []
+    short = save_upload(tmp_path / "docs", "報告書" * 20 + ".txt", TEXT, max_bytes=MB)  # 184 bytes: fine
+    assert short.read_bytes() == TEXT
+
+
+def test_overwrite_with_a_name_that_changes_on_a_second_pass_keeps_the_original(workspace, make_engine):
+    """The issue's case: a 100-character cut ending in "-" was stripped only on a second pass,
+    so the backup was looked up under one name and the upload saved under another; when the
+    new content failed to index, the original was gone."""
+    engine = make_engine(workspace)
+    raw = "a" * 99 + "-b.md"
+    name, report = engine.add_document(raw, EXTRA_MD.encode())
+    assert report.added == [name]
+    original = (Path(workspace.documents_dir) / name).read_bytes()
+    bad = b"---\n\n***\n"  # saves (it is text) but has no text once loaded
+    with pytest.raises(UploadRefused, match="could not be indexed"):
+        engine.add_document(raw, bad, overwrite=True)
+    assert (Path(workspace.documents_dir) / name).read_bytes() == original  # restored, under its own name
+    assert sorted(p.name for p in Path(workspace.documents_dir).iterdir()) == sorted([BRIEFING_NAME, name])
+    answer = engine.ask("Who signed for the fuel delivery?")
+    assert answer.answer.startswith("Mira Lindqvist") and answer.citations[0].document == name
+
+
+# --------------------------------------------------------------------------- one build coordinator
+
+
+def _pause_listing(monkeypatch, listed: threading.Event, go: threading.Event):
+    """The first build stops right after it listed the documents folder."""
+    real = build_module.list_documents
+    calls = []
+
+    def list_documents(folder):
+        paths = real(folder)
+        calls.append(len(paths))
+        if len(calls) == 1:
+            listed.set()
+            assert go.wait(60)
+        return paths
+
+    monkeypatch.setattr(build_module, "list_documents", list_documents)
+    return calls
+
+
+def test_a_joined_build_returns_its_own_true_report(workspace, make_engine, monkeypatch):
+    engine = make_engine(workspace)
+    engine.status()
+    listed, go = threading.Event(), threading.Event()
+    calls = _pause_listing(monkeypatch, listed, go)
+    results = {}
+    first = threading.Thread(target=lambda: results.setdefault("first", engine.build()))
+    first.start()
+    assert listed.wait(60)
+    # a document arrives after the running build listed the folder; then a second caller asks
+    write_docs(Path(workspace.documents_dir), {"late.txt": b"The late note mentions the depot inspection."},
+               briefing=False)
+    second = threading.Thread(target=lambda: results.setdefault("second", engine.build(rebuild=True)))
+    second.start()
+    time.sleep(0.3)
+    go.set()
+    first.join(120)
+    second.join(120)
+    a, b = results["first"], results["second"]
+    assert a is not b and len(calls) == 2  # two builds, each with its own listing
+    assert "late.txt" not in a.added and a.unchanged == [BRIEFING_NAME]
+    assert b.added == ["late.txt"] and b.unchanged == [BRIEFING_NAME]  # its own rebuild, its own truth
+    assert b.swapped and engine.status().version == b.index_version
+    assert [d.name for d in engine.sources()] == sorted([BRIEFING_NAME, "late.txt"])
+
+
+def test_an_upload_racing_a_build_is_indexed_when_it_says_so(workspace, make_engine, monkeypatch):
+    engine = make_engine(workspace)
+    engine.status()
+    listed, go = threading.Event(), threading.Event()
+    _pause_listing(monkeypatch, listed, go)
+    results = {}
+    builder = threading.Thread(target=lambda: results.setdefault("build", engine.build()))
+    builder.start()
+    assert listed.wait(60)
+    uploader = threading.Thread(target=lambda: results.setdefault(
+        "upload", engine.add_document("Polar Station.md", EXTRA_MD.encode())))
+    uploader.start()
+    time.sleep(0.3)
+    go.set()
+    builder.join(120)
+    uploader.join(120)
+    name, report = results["upload"]
+    assert report.added == [name]  # "indexed" ...
+    assert name in {d.name for d in engine.sources()}  # ... and really in the live index
+    assert engine.ask("Who signed for the fuel delivery?").citations[0].document == name
+
+
+def test_an_index_swap_frees_the_old_snapshot(workspace, make_engine):
+    import gc
+    import weakref
+
+    engine = make_engine(workspace)
+    engine.status()
+    old = weakref.ref(engine._state[0])
+    move_the_call(workspace)
+    assert engine.build().swapped
+    gc.collect()
+    assert old() is None

@@ -514,3 +514,97 @@ def test_real_minilm_similarity_check(monkeypatch):
     assert [c.text for c in result.kept] == ["Colonel Maria Vance is in command of the exercise."]
     assert [d.text for d in result.dropped] == ["the troops are said to be in excellent spirits"]
     assert "similarity" in result.dropped[0].reason
+
+
+# ------------------------------------------------------------------------------ pool, shutdown, no torch
+
+
+def test_a_slow_server_cannot_fill_the_pool_and_later_questions_fall_back_at_once():
+    """Calls past their deadline keep their worker until the client times out; once every slot
+    is held, a new question is answered extractively at once instead of queueing."""
+    import threading
+
+    from bot.answering import llm as llm_module
+
+    release = threading.Event()
+    running = []
+
+    class Stuck:
+        def invoke(self, messages):
+            running.append(1)
+            release.wait(30)
+            raise TimeoutError("client timeout")
+
+    settings = Settings(answerer="llm", llm_model="m", llm_timeout=0.2)
+    answerer = LLMAnswerer(settings, QuoteTopPassage(), chat_model=Stuck())
+    try:
+        for _ in range(llm_module.MAX_CONCURRENT_CALLS):
+            assert "did not answer within" in answerer.answer("When?", [], make_passages()).note
+        started = time.monotonic()
+        busy = answerer.answer("When?", [], make_passages())
+        assert time.monotonic() - started < 0.2  # not queued behind the stuck calls
+        assert busy.note.startswith("LLM answer unavailable: the model server is still busy with earlier questions")
+        assert len(running) == llm_module.MAX_CONCURRENT_CALLS
+        release.set()
+        deadline = time.monotonic() + 10
+        while answerer._slots._value < llm_module.MAX_CONCURRENT_CALLS and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert answerer._slots._value == llm_module.MAX_CONCURRENT_CALLS  # slots come back when calls end
+    finally:
+        release.set()
+        answerer.close()
+    assert answerer._pool._shutdown
+    closed = answerer.answer("When?", [], make_passages())
+    assert closed.answerer == "extractive" and "busy" in closed.note
+
+
+def test_each_answerer_owns_its_pool():
+    settings = Settings(answerer="llm", llm_model="m", llm_timeout=1)
+    a = LLMAnswerer(settings, QuoteTopPassage(), chat_model=object())
+    b = LLMAnswerer(settings, QuoteTopPassage(), chat_model=object())
+    assert a._pool is not b._pool
+    a.close()
+    assert a._pool._shutdown and not b._pool._shutdown
+    b.close()
+
+
+@pytest.mark.slow
+def test_llm_claim_checks_in_a_serving_process_never_import_torch(briefing_index, briefing_engine, tmp_path):
+    """Claim verification embeds with the ONNX question encoder: the serving process stays
+    free of torch (+450 MB, seconds to import, its own thread settings)."""
+    import subprocess
+
+    from bot.knowledge import onnx_query
+    from conftest import REPO, clean_env
+
+    assert onnx_query.is_current(briefing_engine.encoder.name)  # the session build exported it
+    script = f"""
+import json, re, sys
+from bot import runtime
+runtime.configure()
+from bot.config import Settings
+from bot.answering.engine import Engine
+from bot.answering.llm import LLMAnswerer
+
+class Model:
+    def invoke(self, messages):
+        text = messages[-1].content
+        sid = re.search(r'<source id="(S\\d+)"[^>]*>[^<]*November 12th call', text).group(1)
+        reply = {{"claims": [{{"text": "Umerov was told of the relaxation during a November 12th call.",
+                               "citations": [sid]}}], "answerable": True}}
+        return type("Msg", (), {{"text": json.dumps(reply), "content": json.dumps(reply)}})()
+
+settings = Settings(documents_dir={str(briefing_index.documents_dir)!r}, index_dir={str(briefing_index.index_dir)!r},
+                    answerer="llm", llm_model="m", llm_base_url="http://127.0.0.1:9/v1")
+engine = Engine(settings)
+engine._answerer = LLMAnswerer(settings, engine.extractive, embed=engine.embed_claims, chat_model=Model())
+answer = engine.ask("When was Umerov informed?")
+engine.close()
+print(json.dumps({{"answerer": answer.answerer, "note": answer.note, "torch": "torch" in sys.modules}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=180,
+                         env=clean_env())
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["answerer"] == "llm", result
+    assert result["torch"] is False

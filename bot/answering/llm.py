@@ -230,21 +230,15 @@ def build_chat_model(settings: Settings):
 
 # ---------------------------------------------------------------------------- answerer
 
-_POOL_LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """Shared workers for model calls, so a wall-clock deadline can be enforced on each."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="briefbot-llm")
-        return _POOL
+MAX_CONCURRENT_CALLS = 8  # model calls in flight per answerer; more would only queue behind a slow server
 
 
 class _Deadline(Exception):
     pass
+
+
+class _Busy(Exception):
+    """Every call slot is held by a call still running (a slow server): don't queue behind them."""
 
 
 class LLMAnswerer:
@@ -266,6 +260,18 @@ class LLMAnswerer:
         self.min_similarity = min_similarity
         self.timeout = float(settings.llm_timeout)
         self.model = chat_model if chat_model is not None else build_chat_model(settings)
+        # Owned by this answerer and closed with it. A call that passed its deadline keeps its
+        # worker until the HTTP client's own timeout ends it (a thread can't be cancelled), so
+        # the slots bound how many can pile up; when all are held a question falls back at once
+        # instead of waiting in a queue behind them.
+        self._pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENT_CALLS, thread_name_prefix="briefbot-llm")
+        self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_CALLS)
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop taking calls and let running ones end with their client timeout."""
+        self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __repr__(self) -> str:  # never show settings (the API key) in logs or tracebacks
         return f"LLMAnswerer(model={type(self.model).__name__}, timeout={self.timeout}s)"
@@ -325,11 +331,17 @@ class LLMAnswerer:
         The client timeout bounds each network read; the deadline here bounds the whole
         call, so one user's slow answer never holds up the caller beyond ``llm_timeout``.
         """
-        future = _pool().submit(self.model.invoke, messages)
+        if self._closed or not self._slots.acquire(blocking=False):
+            raise _Busy()
+        try:
+            future = self._pool.submit(self.model.invoke, messages)
+        except RuntimeError:  # shut down meanwhile
+            self._slots.release()
+            raise _Busy() from None
+        future.add_done_callback(lambda _f: self._slots.release())  # freed when the call really ends
         try:
             message = future.result(timeout=self.timeout + 0.25)
         except FutureTimeout:
-            future.cancel()
             raise _Deadline() from None
         content = getattr(message, "text", None)
         if not isinstance(content, str) and callable(content):  # langchain-core < 1.0: text() method
@@ -355,6 +367,8 @@ class LLMAnswerer:
 def describe_error(exc: BaseException, timeout: float) -> str:
     """A short user-facing reason, from whichever client library raised (openai, httpx, ollama)."""
     names = {cls.__name__ for cls in type(exc).__mro__}
+    if isinstance(exc, _Busy):
+        return "the model server is still busy with earlier questions"
     if isinstance(exc, (_Deadline, TimeoutError)) or names & {"APITimeoutError", "TimeoutException"}:
         return f"the model server did not answer within {timeout:g}s"
     status = getattr(exc, "status_code", None)

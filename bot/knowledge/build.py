@@ -376,4 +376,5 @@ def _assemble(encoder: Encoder, docs: list[_DocRows]) -> IndexSnapshot:
         faiss_index=index,
         bm25=bm25,
         names=proper_nouns(table.texts),
+        pipeline=PIPELINE_VERSION,
     )

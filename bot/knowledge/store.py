@@ -151,7 +151,7 @@ def _write_files(tmp: Path, snap: IndexSnapshot) -> None:
             files[path.relative_to(tmp).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256_file(path)}
     manifest = {
         "format": FORMAT,
-        "pipeline": PIPELINE_VERSION,
+        "pipeline": snap.pipeline,
         "version": snap.version,
         "built_at": snap.built_at,
         "model": snap.model,
