@@ -124,7 +124,7 @@ def test_index_exits_1_when_every_document_failed(tmp_path, cli_main, capsys):
     write_docs(settings.documents_dir, {"a.txt": b"", "b.exe": b"MZ"}, briefing=False)
     assert cli_main(["index", *flags(settings)]) == 1
     out = capsys.readouterr().out
-    assert "failed: a.txt: empty" in out and "failed: b.exe: unsupported type .exe" in out
+    assert "failed: a.txt: empty" in out and "skipped: b.exe: unsupported type .exe" in out
 
 
 def test_missing_documents_folder_is_a_message_not_a_traceback(tmp_path, cli_main, capsys):

@@ -15,6 +15,7 @@ from pdf_bytes import serialize_pdf
 from bot.ingest.loaders import (
     SUPPORTED_SUFFIXES,
     DocumentError,
+    DocumentSkipped,
     LoadedDocument,
     list_documents,
     load_document,
@@ -100,13 +101,22 @@ def test_markdown_is_stripped_to_plain_lines(tmp_path):
     doc = load_document(write(tmp_path, "notes.md", source), tmp_path)
     assert doc.title == "Missile policy update"
     assert doc.text == (
-        "Missile policy update\n\n"
-        "Mr Biden eased limits, said Reuters. A soft-wrapped line continues the paragraph.\n\n"
-        "British missiles\n\n"
-        "Storm Shadow\n\n"
-        "ATACMS\n\n"
+        "Missile policy update\n"
+        "Mr Biden eased limits, said Reuters. A soft-wrapped line continues the paragraph.\n"
+        "British missiles\n"
+        "Storm Shadow\n"
+        "ATACMS\n"
         "range = 300 km"
     )
+    kinds = [(b.kind, b.level, doc.text[b.start:b.end]) for b in doc.blocks]
+    assert kinds == [
+        ("heading", 1, "Missile policy update"),
+        ("paragraph", 0, "Mr Biden eased limits, said Reuters. A soft-wrapped line continues the paragraph."),
+        ("heading", 2, "British missiles"),
+        ("item", 0, "Storm Shadow"),
+        ("item", 0, "ATACMS"),
+        ("code", 0, "range = 300 km"),
+    ]
 
 
 def test_markdown_without_heading_uses_file_name(tmp_path):
@@ -135,18 +145,14 @@ def test_html_blocks_headings_and_dropped_tags(tmp_path):
     assert doc.title == "Briefing: Kursk"
     assert doc.text.split("\n") == [
         "North Korean troops",
-        "",
         "Mr Blinken said 8,000 troops were in Kursk.",
         "They arrived in October.",
-        "",
         "Reaction",
-        "",
         "Moscow vowed to respond.",
-        "",
         "Nato met.",
-        "",
-        "Range 300 km",
+        "Range | 300 km",
     ]
+    assert [b.kind for b in doc.blocks] == ["heading", "paragraph", "paragraph", "heading", "item", "item", "row"]
 
 
 def test_html_title_falls_back_to_first_h1(tmp_path):
@@ -175,10 +181,11 @@ def test_docx_paragraphs_tables_and_heading_title(tmp_path):
     assert doc.text.split("\n") == [
         "Strengthening Kyiv's hand",
         "The relaxation was conveyed to Ukraine. Lloyd J. Austin called.",
-        "",
-        "Range 300 km",
+        "Range | 300 km",
         "A day later, Blinken informed Nato.",
     ]
+    assert [(b.kind, b.table, b.row) for b in doc.blocks] == [
+        ("heading", 0, 0), ("paragraph", 0, 0), ("row", 1, 1), ("paragraph", 0, 0)]
 
 
 def test_docx_core_properties_title_wins(tmp_path):
@@ -267,6 +274,8 @@ def test_size_cap_checked_before_reading(tmp_path):
 
 
 def test_unsupported_type(tmp_path):
+    with pytest.raises(DocumentSkipped):
+        load_document(write(tmp_path, "table.csv", "a,b\n1,2\n"), tmp_path)
     assert refused(write(tmp_path, "data.xyz", "hello"), tmp_path) == "unsupported type .xyz"
     assert refused(write(tmp_path, "Makefile", "hello"), tmp_path) == "unsupported type (no extension)"
 

@@ -173,7 +173,7 @@ class Engine:
         path = save_upload(docs, filename, data,
                            max_bytes=int(self.settings.upload_max_mb * 1024 * 1024), overwrite=overwrite)
         report = self.build()
-        reason = next((r for name, r in report.failed if name == path.name), None)
+        reason = next((r for name, r in [*report.failed, *report.skipped] if name == path.name), None)
         if reason is not None:
             # A file that can't be indexed doesn't stay to fail every later build.
             if backup is not None:

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from bot.ingest.names import display_name
+
 EXAMPLE = 'briefbot ask "When was Umerov informed?"'
 
 
@@ -52,7 +54,7 @@ def format_answer(answer, tty: bool = False) -> str:
     for c in answer.citations:
         where = ", ".join(x for x in (c.heading and f"section \u201c{c.heading}\u201d", c.location) if x)
         lines.append("")
-        lines.append(f"[{c.n}] {c.title} ({c.document}, {where})")
+        lines.append(f"[{c.n}] {c.title} ({display_name(c.document)}, {where})")
         lines.append(f"    \u201c{c.text}\u201d")
     return "\n".join(lines)
 
