@@ -1,0 +1,141 @@
+"""The fidelity corpus (tests/data/fidelity/): ordinary team documents in every structured
+format, checked for what a reader sees (headings, list items, table rows, pages, titles) and
+answered through the real Engine with the right unit cited.
+
+The DOCX and PDF are written by tests/data/make_fidelity.py; the HTML and Markdown by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.ingest.loaders import load_document
+from bot.ingest.segment import segment
+
+FIDELITY = Path(__file__).resolve().parent / "data" / "fidelity"
+HTML, DOCX, PDF, MD = "harbour-marathon.html", "board-memo.docx", "harbour-report.pdf", "deploy-runbook.md"
+
+
+def units(name: str):
+    doc = load_document(FIDELITY / name, FIDELITY)
+    sentences, headings = segment(doc.text, doc.blocks, doc.page_starts)
+    for s in sentences:
+        assert doc.text[s.start:s.end] == s.text  # offsets stay exact
+    return doc, sentences, [h.text for h in headings]
+
+
+def row_units(sentences):
+    return {(s.table, s.row): s for s in sentences if s.table and s.row}
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def test_html_main_content_headings_and_table_rows():
+    doc, sentences, headings = units(HTML)
+    assert doc.title == "Harbour Marathon results"  # og:title, not the <title> with the site name
+    assert headings == ["Harbour Marathon results", "Winners by year", "Course changes", "Water stations"]
+    texts = [s.text for s in sentences]
+    for boilerplate in ("All rights reserved", "Privacy", "Join the club", "Related races", "Harbour 10K"):
+        assert not any(boilerplate in t for t in texts), boilerplate
+    rows = row_units(sentences)
+    assert rows[(1, 3)].text == "Year: 2024 | Women's winner: Mei Takahashi | Time: 2:27:12 | Men's winner: Samuel Kiprono"
+    assert rows[(1, 3)].heading == "Winners by year"
+    assert len(rows) == 3  # the header row is not a unit of its own
+    assert "Year | Women's winner" not in doc.text
+    items = [s for s in sentences if s.text.startswith("The start moved")]
+    assert items and items[0].heading == "Course changes"
+
+
+def test_docx_heading_styles_table_and_list():
+    doc, sentences, headings = units(DOCX)
+    assert doc.title == "Board memo: field operations 2025"  # core properties first
+    assert headings == ["Field operations board memo", "Summary", "Decisions", "Risks", "Budget"]
+    rows = row_units(sentences)
+    assert rows[(1, 1)].text == "Decision: Hire 25 additional field technicians | Owner: Oliver Strand | Due: 30 June 2025"
+    assert [r for r in rows] == [(1, 1), (1, 2), (1, 3)]
+    # No table row or list item turns into a heading, and nothing after them is mis-sectioned.
+    risks = [s for s in sentences if s.heading == "Risks"]
+    assert [s.text for s in risks] == ["Hiring may be slowed by the regional labour shortage.",
+                                       "The roofing contractor has not confirmed a start date."]
+    assert [b.kind for b in doc.blocks if "labour shortage" in doc.text[b.start:b.end]] == ["item"]
+
+
+def test_pdf_pages_running_header_footer_hyphenation_and_table():
+    doc, sentences, headings = units(PDF)
+    assert doc.title == "Northport Harbour annual report 2024"  # PDF metadata
+    assert "Annual report 2024" not in doc.text and "Page 1 of" not in doc.text  # running header, footer
+    assert "evacuation of the quay" in doc.text and "specialist workshop in Glasgow" in doc.text
+    assert "evac-" not in doc.text
+    assert headings == ["Harbour traffic", "Lighthouse restoration", "Fees for 2025", "Staff"]
+    reopen = next(s for s in sentences if s.text.startswith("The lighthouse reopens"))
+    assert (reopen.page, reopen.heading) == (2, "Lighthouse restoration")
+    assert next(s for s in sentences if s.text.startswith("The harbour handled")).page == 1
+    assert next(s for s in sentences if s.text.startswith("The authority employed")).page == 3
+    rows = row_units(sentences)
+    assert rows[(1, 2)].text == "Vessel type: Cargo ship | Berth fee: 640 euros | Pilotage: 310 euros"
+    assert rows[(1, 2)].page == 2
+
+
+def test_markdown_runbook_lists_code_and_table():
+    doc, sentences, headings = units(MD)
+    assert doc.title == "Deploy runbook: briefing service"  # front matter first
+    assert headings == ["Deploying the briefing service", "Before you start", "Steps", "Rollback"]
+    kinds = {doc.text[b.start:b.end]: b.kind for b in doc.blocks}
+    assert kinds["./manage migrate --check"] == "code"
+    assert kinds["Make sure nobody else is deploying."] == "item"
+    code = next(s for s in sentences if s.text == "systemctl restart briefing-workers")
+    assert code.heading == "Steps"  # a code line is a unit, never a heading
+    rows = row_units(sentences)
+    assert rows[(1, 2)].text == "Environment: production | Approver: Priya Nair | Window: weekdays 09:00 to 16:00"
+    assert rows[(1, 2)].heading == "Rollback"
+
+
+# --------------------------------------------------------------------------- answers
+
+
+@pytest.fixture(scope="module")
+def fidelity_engine(tmp_path_factory, encoder):
+    from bot.answering.engine import Engine
+    from bot.config import Settings
+
+    root = tmp_path_factory.mktemp("fidelity")
+    shutil.copytree(FIDELITY, root / "docs")
+    engine = Engine(Settings(documents_dir=root / "docs", index_dir=root / "idx"), encoder=encoder)
+    report = engine.build()
+    assert sorted(report.added) == sorted([HTML, DOCX, PDF, MD]) and not report.failed, report.to_json()
+    return engine
+
+
+@pytest.mark.parametrize("question, document, starts, location", [
+    ("Who was the women's winner in 2024?", HTML, "Year: 2024 | Women's winner: Mei Takahashi", "table 1, row 3"),
+    ("Who is the owner of the decision to hire additional field technicians?", DOCX,
+     "Decision: Hire 25 additional field technicians", "table 1, row 1"),
+    ("When does the lighthouse reopen to visitors?", PDF, "The lighthouse reopens to visitors", "page 2"),
+    ("Who approves production deploys?", MD, "Environment: production | Approver: Priya Nair", "table 1, row 2"),
+])
+def test_questions_are_answered_with_the_unit_cited(fidelity_engine, question, document, starts, location):
+    answer = fidelity_engine.ask(question)
+    assert not answer.abstained, answer.answer
+    top = answer.citations[0]
+    assert top.document == document and top.text.startswith(starts), (top.document, top.text)
+    assert top.location.startswith(location)
+    assert json.loads(json.dumps(answer.to_json()))["citations"][0]["location"] == top.location
+
+
+def test_cli_shows_the_location(fidelity_engine):
+    from bot.surfaces.cli import format_answer
+
+    out = format_answer(fidelity_engine.ask("Who was the women's winner in 2024?"))
+    assert "(harbour-marathon.html, section \u201cWinners by year\u201d, table 1, row 3)" in out
+
+
+def test_discord_citation_shows_the_location(fidelity_engine):
+    from bot.surfaces.discord.render import citation_heading
+
+    answer = fidelity_engine.ask("When does the lighthouse reopen to visitors?")
+    assert "page 2" in citation_heading(answer.citations[0])
