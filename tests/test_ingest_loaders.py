@@ -19,7 +19,9 @@ from bot.ingest.loaders import (
     LoadedDocument,
     list_documents,
     load_document,
+    display_name,
     normalize_text,
+    skip_reason,
     title_from_filename,
 )
 
@@ -344,3 +346,109 @@ def test_title_from_filename(name, title):
 
 def test_supported_suffixes():
     assert SUPPORTED_SUFFIXES == {".txt", ".md", ".html", ".htm", ".pdf", ".docx"}
+
+
+# --------------------------------------------------------------------------- hostile input (issue 12)
+
+
+def _max_rss_mb_of(code: str, timeout: float = 120) -> tuple[str, float]:
+    """Run ``code`` in a fresh interpreter; its last stdout line and its peak RSS in MB."""
+    import subprocess
+    import sys
+
+    probe = code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    *out, rss = done.stdout.strip().splitlines()
+    return (out[-1] if out else ""), float(rss)
+
+
+def _lying_docx(path: Path, inflated: int, claimed: int) -> None:
+    """A DOCX whose central directory under-states the size of word/document.xml."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", "<Types/>")
+        with zf.open("word/document.xml", "w", force_zip64=False) as member:
+            chunk = b"<w:t>" + b" " * ((1 << 20) - 11) + b"</w:t>"
+            for _ in range(inflated >> 20):
+                member.write(chunk)
+    data = bytearray(path.read_bytes())
+    entry = data.rfind(b"PK\x01\x02", 0, data.rfind(b"word/document.xml"))
+    data[entry + 24:entry + 28] = claimed.to_bytes(4, "little")  # uncompressed size
+    path.write_bytes(bytes(data))
+
+
+def test_docx_whose_directory_lies_is_refused_in_bounded_memory(tmp_path):
+    path = tmp_path / "liar.docx"
+    _lying_docx(path, inflated=400 << 20, claimed=300 << 10)
+    with zipfile.ZipFile(path) as zf:  # the directory the loader is handed says it is small
+        assert zf.getinfo("word/document.xml").file_size == 300 << 10
+    started = time.perf_counter()
+    out, rss = _max_rss_mb_of(
+        "from pathlib import Path\nfrom bot.ingest.loaders import load_document, DocumentError\n"
+        f"try:\n    load_document(Path({str(path)!r}), Path({str(tmp_path)!r}))\n"
+        "except DocumentError as e:\n    print(e.reason)\n")
+    assert out == "not a valid DOCX file (damaged zip archive)"
+    assert rss < 400, f"peak RSS {rss} MB"  # inflating it whole would take over 400 MB
+    assert time.perf_counter() - started < 60
+
+
+def test_deeply_nested_html_is_refused_in_bounded_time(tmp_path):
+    for depth in (20_000, 100_000):
+        markup = "<html><body>" + "<div>" * depth + "deep text." + "</div>" * depth + "</body></html>"
+        started = time.perf_counter()
+        assert refused(write(tmp_path, f"deep{depth}.html", markup), tmp_path) == "HTML nested too deeply (over 250 levels)"
+        assert time.perf_counter() - started < 10
+
+
+def test_wide_html_loads_in_time_linear_in_its_size(tmp_path):
+    def seconds(n: int) -> float:
+        markup = "<html><body>" + "".join(f"<div><p>Paragraph {i} says something.</p></div>" for i in range(n)) + "</body></html>"
+        path = write(tmp_path, f"wide{n}.html", markup)
+        started = time.perf_counter()
+        doc = load_document(path, tmp_path)
+        assert doc.text.count("\n") == n - 1
+        return time.perf_counter() - started
+
+    small, large = seconds(10_000), seconds(50_000)
+    assert large < 120 and large < 15 * small  # 5x the input: linear, not quadratic (25x)
+
+
+def test_symlinks_are_listed_but_never_read(tmp_path):
+    docs = tmp_path / "docs"
+    write(docs, "real.txt", "The depot is in Lviv.")
+    outside = write(tmp_path, "outside/secret.txt", "The launch code is 0000.")
+    (docs / "passwd.txt").symlink_to("/etc/passwd")
+    (docs / "secret.txt").symlink_to(outside)
+    (docs / "inside.txt").symlink_to(docs / "real.txt")
+    (docs / "linked-folder").symlink_to(outside.parent, target_is_directory=True)
+    listed = [p.relative_to(docs).as_posix() for p in list_documents(docs)]
+    assert listed == ["inside.txt", "linked-folder", "passwd.txt", "real.txt", "secret.txt"]  # never entered
+    for name in ("passwd.txt", "secret.txt", "inside.txt", "linked-folder"):
+        with pytest.raises(DocumentSkipped) as info:
+            load_document(docs / name, docs)
+        assert info.value.reason == "symbolic link (not followed)"
+    assert skip_reason(docs / "real.txt") is None
+
+
+def test_display_name_never_passes_control_characters():
+    assert display_name("report\x1b[31m.txt") == "report\\x1b[31m.txt"
+    assert display_name("two\nlines.pdf") == "two\\nlines.pdf"
+    assert display_name("rtl\u202etxt.exe") == "rtl\\u202etxt.exe"
+    assert display_name("Café notes (2).md") == "Café notes (2).md"
+    assert "\x1b" not in title_from_filename(Path("evil\x1b[2J\nname.txt"))
+
+
+def test_pypdf_warnings_do_not_leak(tmp_path, caplog, capfd):
+    import logging
+
+    data = make_pdf(["A missile hit Dnipro."])
+    pointer = data.rindex(b"startxref\n") + len(b"startxref\n")
+    data = data[:pointer] + b"99" + data[pointer:]  # a wrong xref offset: pypdf warns and recovers
+    path = write(tmp_path, "damaged.pdf", data)
+    with caplog.at_level(logging.DEBUG):
+        doc = load_document(path, tmp_path)
+    assert doc.text == "A missile hit Dnipro."
+    assert not [r for r in caplog.records if r.name.startswith(("pypdf", "pdfminer"))]
+    captured = capfd.readouterr()
+    assert "startxref" not in captured.err + captured.out
+    assert logging.getLogger("pypdf").propagate  # restored afterwards
