@@ -139,3 +139,60 @@ def test_discord_citation_shows_the_location(fidelity_engine):
 
     answer = fidelity_engine.ask("When does the lighthouse reopen to visitors?")
     assert "page 2" in citation_heading(answer.citations[0])
+
+
+# --------------------------------------------------------------------------- the build's report
+
+
+def test_duplicate_newcomer_is_skipped_and_the_indexed_copy_stays(workspace, encoder, make_engine):
+    from conftest import EXTRA_MD, write_docs
+
+    from bot.knowledge.build import build_index
+
+    docs = Path(workspace.documents_dir)
+    write_docs(docs, {"library-renovation.md": EXTRA_MD}, briefing=False)
+    first, _ = build_index(workspace, encoder)
+    assert first.added == ["library-renovation.md"]
+    # The copy sorts before the original ("library copy" < "library-renovation"): order must not decide.
+    write_docs(docs, {"library copy (2).md": EXTRA_MD}, briefing=False)
+    second, snap = build_index(workspace, encoder)
+    assert second.skipped == [("library copy (2).md", "duplicate of library-renovation.md")]
+    assert second.failed == [] and second.removed == [] and second.added == []
+    assert "library-renovation.md" in snap.doc_by_name and "library copy (2).md" not in snap.doc_by_name
+    assert "skipped: library copy (2).md: duplicate of library-renovation.md" in second.lines()
+    answer = make_engine(workspace).ask("Who signed for the fuel delivery?")
+    assert answer.citations[0].document == "library-renovation.md"
+
+    # An indexed document that becomes a copy of another leaves the index, and the report says so.
+    (docs / "library copy (2).md").unlink()
+    write_docs(docs, {"zz-notes.md": "# Notes\n\nThe pantry was restocked on Monday."}, briefing=False)
+    build_index(workspace, encoder)
+    write_docs(docs, {"zz-notes.md": EXTRA_MD}, briefing=False)
+    third, snap = build_index(workspace, encoder)
+    assert third.skipped == [("zz-notes.md", "duplicate of library-renovation.md")]
+    assert third.removed == ["zz-notes.md"] and "zz-notes.md" not in snap.doc_by_name
+
+
+def test_unsupported_types_and_links_are_skipped_not_failed(workspace, encoder, tmp_path):
+    from bot.knowledge.build import build_index
+
+    docs = Path(workspace.documents_dir)
+    (docs / "figures.csv").write_text("year,winner\n2024,Mei Takahashi\n")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("The vault code is 4417.")
+    (docs / "passwd.txt").symlink_to("/etc/passwd")
+    (docs / "outside.txt").symlink_to(outside)
+    evil = "evil\x1b[31m\nname.txt"
+    (docs / evil).write_text("The ferry leaves at dawn.")
+    report, snap = build_index(workspace, encoder)
+    assert report.failed == []
+    assert dict(report.skipped) == {
+        "figures.csv": "unsupported type .csv",
+        "outside.txt": "symbolic link (not followed)",
+        "passwd.txt": "symbolic link (not followed)",
+    }
+    assert not any("vault code" in t or "root:" in t for t in snap.sentences.texts)
+    assert report.added == [evil]
+    shown = report.summary()
+    assert "\x1b" not in shown and "evil\\x1b[31m\\nname.txt" in shown
+    assert report.to_json()["skipped"][0] == {"document": "figures.csv", "reason": "unsupported type .csv"}
