@@ -15,7 +15,7 @@ from bot.surfaces import cli
 from conftest import BRIEFING_NAME, EXTRA_MD, EXTRA_NAME, UMEROV_SENTENCE_START, normalized_text, run_briefbot, write_docs
 
 ANSWER_KEYS = {"question", "answer", "abstained", "citations", "index_version", "latency_ms", "answerer"}
-CITATION_KEYS = {"n", "document", "title", "sentence_id", "text", "start", "end"}
+CITATION_KEYS = {"n", "document", "title", "sentence_id", "text", "start", "end", "location", "section"}
 
 
 def flags(settings) -> list[str]:
