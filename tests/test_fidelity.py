@@ -196,3 +196,11 @@ def test_unsupported_types_and_links_are_skipped_not_failed(workspace, encoder, 
     shown = report.summary()
     assert "\x1b" not in shown and "evil\\x1b[31m\\nname.txt" in shown
     assert report.to_json()["skipped"][0] == {"document": "figures.csv", "reason": "unsupported type .csv"}
+
+
+def test_answer_in_a_heading_scoped_section(fidelity_engine):
+    answer = fidelity_engine.ask("How long does the rollback take?")
+    top = answer.citations[0]
+    assert (top.document, top.heading) == (MD, "Rollback")
+    assert top.text == "The rollback takes about four minutes and needs no migration."
+    assert top.location == "paragraph 11, sentence 2"
