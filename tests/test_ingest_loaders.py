@@ -364,13 +364,21 @@ def _max_rss_mb_of(code: str, timeout: float = 120) -> tuple[str, float]:
 
 
 def _lying_docx(path: Path, inflated: int, claimed: int) -> None:
-    """A DOCX whose central directory under-states the size of word/document.xml."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("[Content_Types].xml", "<Types/>")
+    """A valid DOCX whose word/document.xml inflates to ``inflated`` bytes while the central
+    directory claims ``claimed``: python-docx alone inflates the member whole."""
+    template = path.with_suffix(".template.docx")
+    docx.Document().save(template)
+    with zipfile.ZipFile(template) as src, zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for info in src.infolist():
+            if info.filename != "word/document.xml":
+                zf.writestr(info.filename, src.read(info))
         with zf.open("word/document.xml", "w", force_zip64=False) as member:
-            chunk = b"<w:t>" + b" " * ((1 << 20) - 11) + b"</w:t>"
+            member.write(b'<?xml version="1.0"?><w:document xmlns:w="x"><!--')
+            chunk = b" " * (1 << 20)
             for _ in range(inflated >> 20):
                 member.write(chunk)
+            member.write(b"--></w:document>")
+    template.unlink()
     data = bytearray(path.read_bytes())
     entry = data.rfind(b"PK\x01\x02", 0, data.rfind(b"word/document.xml"))
     data[entry + 24:entry + 28] = claimed.to_bytes(4, "little")  # uncompressed size
