@@ -460,3 +460,17 @@ def test_pypdf_warnings_do_not_leak(tmp_path, caplog, capfd):
     captured = capfd.readouterr()
     assert "startxref" not in captured.err + captured.out
     assert logging.getLogger("pypdf").propagate  # restored afterwards
+
+
+def test_layout_table_is_read_as_text_not_rows(tmp_path):
+    markup = ("<html><body><main><table><tr><td><h1>Newsletter</h1><p>The depot opens on Monday. Staff park behind it.</p>"
+              "</td><td><p>Contact the front desk.</p></td></tr></table>"
+              "<table><tr><th>Shift</th><th>Lead</th></tr><tr><td>Night</td><td>Ana Ruiz</td></tr></table></main></body></html>")
+    doc = load_document(write(tmp_path, "news.html", markup), tmp_path)
+    assert [(b.kind, doc.text[b.start:b.end]) for b in doc.blocks] == [
+        ("heading", "Newsletter"),
+        ("paragraph", "The depot opens on Monday. Staff park behind it."),
+        ("paragraph", "Contact the front desk."),
+        ("row", "Shift: Night | Lead: Ana Ruiz"),
+    ]
+    assert [b.table for b in doc.blocks if b.kind == "row"] == [1]  # only data tables are numbered

@@ -284,7 +284,7 @@ _BOILERPLATE_TAGS = ["nav", "aside", "footer", "form", "dialog"]
 _BLOCK_TAGS = {
     "address", "article", "blockquote", "caption", "dd", "details", "div", "dl", "dt", "fieldset",
     "figcaption", "figure", "footer", "header", "hr", "li", "main", "ol", "p", "section", "summary", "ul",
-    "tr", "td", "th", "tbody", "thead", "tfoot", "body", "html", "center",
+    "tr", "td", "th", "tbody", "thead", "tfoot", "table", "body", "html", "center",
 }
 
 
@@ -377,7 +377,7 @@ def _walk_html(root, out: _Lines) -> str:
             if tail:
                 buf.append(tail)
             continue
-        if tag in _HEADING_LEVEL or tag in ("table", "pre", "br", "hr"):
+        if tag in _HEADING_LEVEL or tag in ("pre", "br", "hr") or tag == "table" and not _layout_table(el):
             flush(kinds[-1])
             if tag in _HEADING_LEVEL:
                 heading = el.text_content()
@@ -401,6 +401,17 @@ def _walk_html(root, out: _Lines) -> str:
         stack.extend((child, False) for child in reversed(el))
     flush(kinds[-1])
     return first_h1
+
+
+MAX_CELL_CHARS = 400
+
+
+def _layout_table(table) -> bool:
+    """A table used to lay out a page (old sites, e-mail newsletters) holds paragraphs,
+    headings or other tables: its cells are read as text, not as rows of data."""
+    if table.xpath(".//table|.//p|.//h1|.//h2|.//h3|.//h4|.//ul|.//ol|.//pre|.//blockquote"):
+        return True
+    return any(len(cell.text_content()) > MAX_CELL_CHARS for cell in table.iter("td", "th"))
 
 
 def _html_table(table, out: _Lines) -> None:
