@@ -611,33 +611,71 @@ def _pdf_check(path: Path):
 
 
 def _pdf_pages(path: Path) -> list[list[tuple]]:
-    """Per page, its content in reading order: ("line", text, size, x1, top, bottom) and
-    ("table", rows). Tables come from pdfplumber's ruling-line detection."""
-    import pdfplumber
+    """Per page, its content in reading order: ("line", text, size, x1, top, bottom) with
+    ``top`` measured from the top of the page, and ("table", rows).
+
+    Lines come from PDFium (pypdfium2: C, ~15 ms a page) with their position and font size;
+    tables from pdfplumber's ruling-line detection (pure Python, ~0.5 s a page), asked only
+    about pages that draw at least a few lines or boxes."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
 
     pages, total = [], 0
-    with pdfplumber.open(str(path)) as pdf:
-        for page in pdf.pages:
-            items = []
-            tables = page.find_tables()
-            rest = page
-            for table in tables:
-                try:
-                    rest = rest.outside_bbox(table.bbox)
-                except ValueError:
-                    continue
-                items.append((table.bbox[1], ("table", table.extract())))
-            for line in rest.extract_text_lines(return_chars=True):
-                sizes = [c.get("size", 0) for c in line["chars"] if not c["text"].isspace()]
-                size = max(sizes) if sizes else 0
-                items.append((line["top"], ("line", line["text"], size, line["x1"], line["top"], line["bottom"])))
-                total += len(line["text"])
+    plumber = None
+    pdf = pdfium.PdfDocument(str(path))
+    try:
+        for number in range(len(pdf)):
+            page = pdf[number]
+            height = page.get_height()
+            textpage = page.get_textpage()
+            runs = []
+            for i in range(textpage.count_rects()):
+                left, bottom, right, top = textpage.get_rect(i)
+                # PDFium marks a hyphen at the end of a line as \x02.
+                text = textpage.get_text_bounded(left, bottom, right, top).replace("\x02", "-")
+                index = textpage.get_index(left + 0.5, (bottom + top) / 2, 2, 2)
+                size = pdfium_c.FPDFText_GetFontSize(textpage, index) if index is not None and index >= 0 else 0
+                runs.append((height - top, height - bottom, left, right, text, size))
+            items = [(line[4], line) for line in _pdf_lines(runs)]
+            drawn = sum(1 for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_PATH], max_depth=2))
+            if drawn >= 4:
+                if plumber is None:
+                    import pdfplumber
+
+                    plumber = pdfplumber.open(str(path))
+                ppage = plumber.pages[number]
+                for table in ppage.find_tables():
+                    x0, t0, x1, b0 = table.bbox
+                    items = [it for it in items if not (t0 - 1 <= (it[1][4] + it[1][5]) / 2 <= b0 + 1
+                                                        and x0 - 1 <= it[1][6] <= x1 + 1)]
+                    items.append((t0, ("table", table.extract())))
+                ppage.close()
+            total += sum(len(it[1][1]) for it in items if it[1][0] == "line")
             if total > MAX_TEXT_CHARS:
                 raise DocumentError(f"too much text (over {MAX_TEXT_CHARS:,} characters)")
             items.sort(key=lambda it: it[0])
-            pages.append([it for _, it in items])
-            page.flush_cache()
+            pages.append([it[1][:6] if it[1][0] == "line" else it[1] for it in items])
+    finally:
+        pdf.close()
+        if plumber is not None:
+            plumber.close()
     return pages
+
+
+def _pdf_lines(runs: list[tuple]) -> list[tuple]:
+    """PDFium's text rectangles, joined into visual lines: ("line", text, size, x1, top, bottom, x0)."""
+    lines: list[list] = []
+    for top, bottom, left, right, text, size in sorted(runs, key=lambda r: ((r[0] + r[1]) / 2, r[2])):
+        middle = (top + bottom) / 2
+        line = lines[-1] if lines else None
+        if line is not None and line[4] <= middle <= line[5]:
+            gap = left - line[3]
+            line[1] += ("" if line[1].endswith(" ") or text.startswith(" ") or gap < 1 else " ") + text
+            line[2], line[3] = max(line[2], size), max(line[3], right)
+            line[4], line[5] = min(line[4], top), max(line[5], bottom)
+        else:
+            lines.append(["line", text, size, right, top, bottom, left])
+    return [tuple(line) for line in lines]
 
 
 def _furniture(pages: list[list[tuple]]) -> set[tuple[int, int]]:
@@ -661,7 +699,7 @@ def _furniture(pages: list[list[tuple]]) -> set[tuple[int, int]]:
 
 def _pdf_document(path: Path) -> tuple[_Lines, str]:
     try:
-        with _quiet("pypdf", "pdfminer", "pdfplumber"):
+        with _quiet("pypdf", "pdfminer", "pdfplumber", "pypdfium2"):
             meta_title = _pdf_check(path)
             pages = _pdf_pages(path)
     except DocumentError:
