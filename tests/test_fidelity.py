@@ -204,3 +204,36 @@ def test_answer_in_a_heading_scoped_section(fidelity_engine):
     assert (top.document, top.heading) == (MD, "Rollback")
     assert top.text == "The rollback takes about four minutes and needs no migration."
     assert top.location == "paragraph 11, sentence 2"
+
+
+def test_format_location():
+    from bot.knowledge.store import format_location
+
+    assert format_location(page=3) == "page 3"
+    assert format_location(table=1, row=4) == "table 1, row 4"
+    assert format_location(page=2, table=1, row=2, paragraph=9, position=0) == "page 2, table 1, row 2"
+    assert format_location(page=2, paragraph=6, position=0) == "page 2, paragraph 7, sentence 1"
+    assert format_location(paragraph=10, position=1) == "paragraph 11, sentence 2"
+    assert format_location(table=2) == "table 2"  # a caption
+
+
+def test_meta_written_before_locations_reads_as_no_location(tmp_path):
+    import sqlite3
+
+    from bot.knowledge.store import _read_meta
+
+    db = sqlite3.connect(tmp_path / "meta.sqlite")
+    db.executescript("""
+        CREATE TABLE documents (num INTEGER PRIMARY KEY, name TEXT, title TEXT, hash TEXT,
+                                sentences INTEGER, indexed_at TEXT, first_row INTEGER);
+        CREATE TABLE sentences (row INTEGER PRIMARY KEY, id TEXT, doc INTEGER, idx INTEGER,
+                                start INTEGER, end INTEGER, paragraph INTEGER, position INTEGER,
+                                heading TEXT, text TEXT);
+        INSERT INTO documents VALUES (0, 'a.txt', 'A', 'h', 1, 'now', 0);
+        INSERT INTO sentences VALUES (0, 'a.txt:0:x', 0, 0, 0, 5, 2, 0, '', 'Hello');
+    """)
+    db.commit()
+    db.close()
+    _docs, table = _read_meta(tmp_path / "meta.sqlite")
+    assert (table.page.tolist(), table.table.tolist(), table.row.tolist()) == ([0], [0], [0])
+    assert table.location(0) == "paragraph 3, sentence 1"

@@ -80,10 +80,20 @@ class SentenceTable:
 
     def location(self, row: int) -> str:
         """"page 3, table 1, row 4" / "paragraph 5, sentence 1", for citations."""
-        from bot.ingest.segment import format_location
-
         return format_location(int(self.page[row]), int(self.table[row]), int(self.row[row]),
                                int(self.paragraph[row]), int(self.position[row]))
+
+
+def format_location(page: int = 0, table: int = 0, row: int = 0, paragraph: int = -1, position: int = -1) -> str:
+    """Where a sentence is, for people: "page 3, table 1, row 4" or "page 2, paragraph 5, sentence 1"."""
+    parts = [f"page {page}"] if page else []
+    if table:
+        parts.append(f"table {table}, row {row}" if row else f"table {table}")
+    elif paragraph >= 0:
+        parts.append(f"paragraph {paragraph + 1}")
+        if position >= 0:
+            parts.append(f"sentence {position + 1}")
+    return ", ".join(parts)
 
 
 @dataclass
