@@ -15,7 +15,7 @@ from bot.surfaces import cli
 from conftest import BRIEFING_NAME, EXTRA_MD, EXTRA_NAME, UMEROV_SENTENCE_START, normalized_text, run_briefbot, write_docs
 
 ANSWER_KEYS = {"question", "answer", "abstained", "citations", "index_version", "latency_ms", "answerer"}
-CITATION_KEYS = {"n", "document", "title", "sentence_id", "text", "start", "end"}
+CITATION_KEYS = {"n", "document", "title", "sentence_id", "text", "start", "end", "location", "section"}
 
 
 def flags(settings) -> list[str]:
@@ -126,7 +126,7 @@ def test_index_exits_1_when_every_document_failed(tmp_path, cli_main, capsys):
     write_docs(settings.documents_dir, {"a.txt": b"", "b.exe": b"MZ"}, briefing=False)
     assert cli_main(["index", *flags(settings)]) == 1
     out = capsys.readouterr().out
-    assert "failed: a.txt: empty" in out and "failed: b.exe: unsupported type .exe" in out
+    assert "failed: a.txt: empty" in out and "skipped: b.exe: unsupported type .exe" in out
 
 
 def test_missing_documents_folder_is_a_message_not_a_traceback(tmp_path, cli_main, capsys):

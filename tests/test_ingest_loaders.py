@@ -15,10 +15,13 @@ from pdf_bytes import serialize_pdf
 from bot.ingest.loaders import (
     SUPPORTED_SUFFIXES,
     DocumentError,
+    DocumentSkipped,
     LoadedDocument,
     list_documents,
     load_document,
+    display_name,
     normalize_text,
+    skip_reason,
     title_from_filename,
 )
 
@@ -100,13 +103,22 @@ def test_markdown_is_stripped_to_plain_lines(tmp_path):
     doc = load_document(write(tmp_path, "notes.md", source), tmp_path)
     assert doc.title == "Missile policy update"
     assert doc.text == (
-        "Missile policy update\n\n"
-        "Mr Biden eased limits, said Reuters. A soft-wrapped line continues the paragraph.\n\n"
-        "British missiles\n\n"
-        "Storm Shadow\n\n"
-        "ATACMS\n\n"
+        "Missile policy update\n"
+        "Mr Biden eased limits, said Reuters. A soft-wrapped line continues the paragraph.\n"
+        "British missiles\n"
+        "Storm Shadow\n"
+        "ATACMS\n"
         "range = 300 km"
     )
+    kinds = [(b.kind, b.level, doc.text[b.start:b.end]) for b in doc.blocks]
+    assert kinds == [
+        ("heading", 1, "Missile policy update"),
+        ("paragraph", 0, "Mr Biden eased limits, said Reuters. A soft-wrapped line continues the paragraph."),
+        ("heading", 2, "British missiles"),
+        ("item", 0, "Storm Shadow"),
+        ("item", 0, "ATACMS"),
+        ("code", 0, "range = 300 km"),
+    ]
 
 
 def test_markdown_without_heading_uses_file_name(tmp_path):
@@ -135,18 +147,14 @@ def test_html_blocks_headings_and_dropped_tags(tmp_path):
     assert doc.title == "Briefing: Kursk"
     assert doc.text.split("\n") == [
         "North Korean troops",
-        "",
         "Mr Blinken said 8,000 troops were in Kursk.",
         "They arrived in October.",
-        "",
         "Reaction",
-        "",
         "Moscow vowed to respond.",
-        "",
         "Nato met.",
-        "",
-        "Range 300 km",
+        "Range | 300 km",
     ]
+    assert [b.kind for b in doc.blocks] == ["heading", "paragraph", "paragraph", "heading", "item", "item", "row"]
 
 
 def test_html_title_falls_back_to_first_h1(tmp_path):
@@ -175,10 +183,11 @@ def test_docx_paragraphs_tables_and_heading_title(tmp_path):
     assert doc.text.split("\n") == [
         "Strengthening Kyiv's hand",
         "The relaxation was conveyed to Ukraine. Lloyd J. Austin called.",
-        "",
-        "Range 300 km",
+        "Range | 300 km",
         "A day later, Blinken informed Nato.",
     ]
+    assert [(b.kind, b.table, b.row) for b in doc.blocks] == [
+        ("heading", 0, 0), ("paragraph", 0, 0), ("row", 1, 1), ("paragraph", 0, 0)]
 
 
 def test_docx_core_properties_title_wins(tmp_path):
@@ -267,6 +276,8 @@ def test_size_cap_checked_before_reading(tmp_path):
 
 
 def test_unsupported_type(tmp_path):
+    with pytest.raises(DocumentSkipped):
+        load_document(write(tmp_path, "table.csv", "a,b\n1,2\n"), tmp_path)
     assert refused(write(tmp_path, "data.xyz", "hello"), tmp_path) == "unsupported type .xyz"
     assert refused(write(tmp_path, "Makefile", "hello"), tmp_path) == "unsupported type (no extension)"
 
@@ -335,3 +346,131 @@ def test_title_from_filename(name, title):
 
 def test_supported_suffixes():
     assert SUPPORTED_SUFFIXES == {".txt", ".md", ".html", ".htm", ".pdf", ".docx"}
+
+
+# --------------------------------------------------------------------------- hostile input (issue 12)
+
+
+def _max_rss_mb_of(code: str, timeout: float = 120) -> tuple[str, float]:
+    """Run ``code`` in a fresh interpreter; its last stdout line and its peak RSS in MB."""
+    import subprocess
+    import sys
+
+    probe = code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    *out, rss = done.stdout.strip().splitlines()
+    return (out[-1] if out else ""), float(rss)
+
+
+def _lying_docx(path: Path, inflated: int, claimed: int) -> None:
+    """A valid DOCX whose word/document.xml inflates to ``inflated`` bytes while the central
+    directory claims ``claimed``: python-docx alone inflates the member whole."""
+    template = path.with_suffix(".template.docx")
+    docx.Document().save(template)
+    with zipfile.ZipFile(template) as src, zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for info in src.infolist():
+            if info.filename != "word/document.xml":
+                zf.writestr(info.filename, src.read(info))
+        with zf.open("word/document.xml", "w", force_zip64=False) as member:
+            member.write(b'<?xml version="1.0"?><w:document xmlns:w="x"><!--')
+            chunk = b" " * (1 << 20)
+            for _ in range(inflated >> 20):
+                member.write(chunk)
+            member.write(b"--></w:document>")
+    template.unlink()
+    data = bytearray(path.read_bytes())
+    entry = data.rfind(b"PK\x01\x02", 0, data.rfind(b"word/document.xml"))
+    data[entry + 24:entry + 28] = claimed.to_bytes(4, "little")  # uncompressed size
+    path.write_bytes(bytes(data))
+
+
+def test_docx_whose_directory_lies_is_refused_in_bounded_memory(tmp_path):
+    path = tmp_path / "liar.docx"
+    _lying_docx(path, inflated=400 << 20, claimed=300 << 10)
+    with zipfile.ZipFile(path) as zf:  # the directory the loader is handed says it is small
+        assert zf.getinfo("word/document.xml").file_size == 300 << 10
+    started = time.perf_counter()
+    out, rss = _max_rss_mb_of(
+        "from pathlib import Path\nfrom bot.ingest.loaders import load_document, DocumentError\n"
+        f"try:\n    load_document(Path({str(path)!r}), Path({str(tmp_path)!r}))\n"
+        "except DocumentError as e:\n    print(e.reason)\n")
+    assert out == "not a valid DOCX file (damaged zip archive)"
+    assert rss < 400, f"peak RSS {rss} MB"  # inflating it whole would take over 400 MB
+    assert time.perf_counter() - started < 60
+
+
+def test_deeply_nested_html_is_refused_in_bounded_time(tmp_path):
+    for depth in (20_000, 100_000):
+        markup = "<html><body>" + "<div>" * depth + "deep text." + "</div>" * depth + "</body></html>"
+        started = time.perf_counter()
+        assert refused(write(tmp_path, f"deep{depth}.html", markup), tmp_path) == "HTML nested too deeply (over 250 levels)"
+        assert time.perf_counter() - started < 10
+
+
+def test_wide_html_loads_in_time_linear_in_its_size(tmp_path):
+    def seconds(n: int) -> float:
+        markup = "<html><body>" + "".join(f"<div><p>Paragraph {i} says something.</p></div>" for i in range(n)) + "</body></html>"
+        path = write(tmp_path, f"wide{n}.html", markup)
+        started = time.perf_counter()
+        doc = load_document(path, tmp_path)
+        assert doc.text.count("\n") == n - 1
+        return time.perf_counter() - started
+
+    small, large = seconds(10_000), seconds(50_000)
+    assert large < 120 and large < 15 * small  # 5x the input: linear, not quadratic (25x)
+
+
+def test_symlinks_are_listed_but_never_read(tmp_path):
+    docs = tmp_path / "docs"
+    write(docs, "real.txt", "The depot is in Lviv.")
+    outside = write(tmp_path, "outside/secret.txt", "The launch code is 0000.")
+    (docs / "passwd.txt").symlink_to("/etc/passwd")
+    (docs / "secret.txt").symlink_to(outside)
+    (docs / "inside.txt").symlink_to(docs / "real.txt")
+    (docs / "linked-folder").symlink_to(outside.parent, target_is_directory=True)
+    listed = [p.relative_to(docs).as_posix() for p in list_documents(docs)]
+    assert listed == ["inside.txt", "linked-folder", "passwd.txt", "real.txt", "secret.txt"]  # never entered
+    for name in ("passwd.txt", "secret.txt", "inside.txt", "linked-folder"):
+        with pytest.raises(DocumentSkipped) as info:
+            load_document(docs / name, docs)
+        assert info.value.reason == "symbolic link (not followed)"
+    assert skip_reason(docs / "real.txt") is None
+
+
+def test_display_name_never_passes_control_characters():
+    assert display_name("report\x1b[31m.txt") == "report\\x1b[31m.txt"
+    assert display_name("two\nlines.pdf") == "two\\nlines.pdf"
+    assert display_name("rtl\u202etxt.exe") == "rtl\\u202etxt.exe"
+    assert display_name("Café notes (2).md") == "Café notes (2).md"
+    assert "\x1b" not in title_from_filename(Path("evil\x1b[2J\nname.txt"))
+
+
+def test_pypdf_warnings_do_not_leak(tmp_path, caplog, capfd):
+    import logging
+
+    data = make_pdf(["A missile hit Dnipro."])
+    pointer = data.rindex(b"startxref\n") + len(b"startxref\n")
+    data = data[:pointer] + b"99" + data[pointer:]  # a wrong xref offset: pypdf warns and recovers
+    path = write(tmp_path, "damaged.pdf", data)
+    with caplog.at_level(logging.DEBUG):
+        doc = load_document(path, tmp_path)
+    assert doc.text == "A missile hit Dnipro."
+    assert not [r for r in caplog.records if r.name.startswith(("pypdf", "pdfminer"))]
+    captured = capfd.readouterr()
+    assert "startxref" not in captured.err + captured.out
+    assert logging.getLogger("pypdf").propagate  # restored afterwards
+
+
+def test_layout_table_is_read_as_text_not_rows(tmp_path):
+    markup = ("<html><body><main><table><tr><td><h1>Newsletter</h1><p>The depot opens on Monday. Staff park behind it.</p>"
+              "</td><td><p>Contact the front desk.</p></td></tr></table>"
+              "<table><tr><th>Shift</th><th>Lead</th></tr><tr><td>Night</td><td>Ana Ruiz</td></tr></table></main></body></html>")
+    doc = load_document(write(tmp_path, "news.html", markup), tmp_path)
+    assert [(b.kind, doc.text[b.start:b.end]) for b in doc.blocks] == [
+        ("heading", "Newsletter"),
+        ("paragraph", "The depot opens on Monday. Staff park behind it."),
+        ("paragraph", "Contact the front desk."),
+        ("row", "Shift: Night | Lead: Ana Ruiz"),
+    ]
+    assert [b.table for b in doc.blocks if b.kind == "row"] == [1]  # only data tables are numbered

@@ -203,7 +203,7 @@ class Engine:
             except BaseException:
                 _restore(path, backup)
                 raise
-            reason = next((r for name, r in report.failed if name == path.name), None)
+            reason = next((r for name, r in [*report.failed, *report.skipped] if name == path.name), None)
             if reason is None and self._state is not None and path.name not in self._state[0].doc_by_name:
                 reason = "it was not found in the new index"
             if reason is not None:

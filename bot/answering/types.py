@@ -56,6 +56,8 @@ class Citation:
             "text": self.text,
             "start": self.start,
             "end": self.end,
+            "location": self.location,  # "page 3", "table 1, row 4", "paragraph 2, sentence 1"
+            "section": self.heading,
         }
 
 

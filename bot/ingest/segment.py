@@ -1,5 +1,9 @@
 """Split normalized text into citable sentences with exact offsets, plus the headings above them.
 
+Structured documents come with blocks (``loaders.Block``): their headings are the real ones,
+a table row is one unit that reads on its own, a code line is one unit, and PDF sentences
+carry their page. Plain text has no structure, so its headings are guessed from line shape.
+
 pysbd decides where sentences end (it handles "Mr. Biden", "Lloyd J. Austin", "U.S.",
 "3.5 km", quotes ending in '."'); we only take its cut points and compute offsets ourselves,
 so ``sentence.text == text[start:end]`` holds even when the segmenter drops or alters text.
@@ -8,6 +12,7 @@ so ``sentence.text == text[start:end]`` holds even when the segmenter drops or a
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,6 +29,9 @@ class Sentence:
     heading: str  # nearest heading above, "" if none
     paragraph: int  # among non-heading paragraphs
     position: int  # sentence number inside its paragraph
+    page: int = 0  # 1-based PDF page the sentence starts on, 0 elsewhere
+    table: int = 0  # 1-based table number for table rows and captions, else 0
+    row: int = 0  # 1-based data row of that table, 0 for a caption or outside tables
 
 
 @dataclass(frozen=True)
@@ -157,42 +165,65 @@ def _lines(text: str):
             yield match.start() + left, match.start() + right
 
 
-def segment(text: str) -> tuple[list[Sentence], list[Heading]]:
-    """Sentences and headings of normalized text; each non-empty line is one paragraph."""
-    lines = list(_lines(text))
+def _line_pieces(line: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of one paragraph line, relative to the line."""
+    cuts = []
+    for cut in _cuts(line, _split(line)):
+        if (closer := _STRAY_CLOSER.match(line, cut)) and closer.end() > cut:
+            cut = closer.end()
+        if 0 < cut < len(line) and (not cuts or cut > cuts[-1]):
+            cuts.append(cut)
+    out = []
+    for a, b in zip([0, *cuts], [*cuts, len(line)]):
+        piece = line[a:b]
+        stripped = piece.strip()
+        if stripped:
+            s = a + (len(piece) - len(piece.lstrip()))
+            out.append((s, s + len(stripped)))
+    return out
+
+
+# Units that are read whole: a table row or caption, a line of code.
+_WHOLE = frozenset({"row", "caption", "code"})
+
+
+def segment(text: str, blocks=(), page_starts=()) -> tuple[list[Sentence], list[Heading]]:
+    """Sentences and headings of normalized text; each non-empty line is one paragraph.
+
+    ``blocks`` (from a structured loader) say which lines are headings, rows or code; without
+    them headings are guessed from line shape. ``page_starts`` gives PDF sentences a page."""
+    if blocks:
+        units = [(b.start, b.end, b.kind, b.table, b.row) for b in blocks]
+    else:
+        lines = list(_lines(text))
+        units = [
+            (start, end, "heading" if i + 1 < len(lines) and _is_heading(text[start:end]) else "paragraph", 0, 0)
+            for i, (start, end) in enumerate(lines)
+        ]
     sentences: list[Sentence] = []
     headings: list[Heading] = []
     heading, paragraph = "", 0
-    for i, (start, end) in enumerate(lines):
+    for start, end, kind, table, row in units:
         line = text[start:end]
-        if i + 1 < len(lines) and _is_heading(line):
+        if kind == "heading":
             heading = line
             headings.append(Heading(line, start, end))
             continue
-        cuts = []
-        for cut in _cuts(line, _split(line)):
-            if (closer := _STRAY_CLOSER.match(line, cut)) and closer.end() > cut:
-                cut = closer.end()
-            if 0 < cut < len(line) and (not cuts or cut > cuts[-1]):
-                cuts.append(cut)
-        position = 0
-        for a, b in zip([0, *cuts], [*cuts, len(line)]):
-            piece = line[a:b]
-            stripped = piece.strip()
-            if not stripped:
-                continue
-            s = start + a + (len(piece) - len(piece.lstrip()))
+        pieces = [(0, len(line))] if kind in _WHOLE else _line_pieces(line)
+        for position, (a, b) in enumerate(pieces):
             sentences.append(
                 Sentence(
                     index=len(sentences),
-                    text=stripped,
-                    start=s,
-                    end=s + len(stripped),
+                    text=line[a:b],
+                    start=start + a,
+                    end=start + b,
                     heading=heading,
                     paragraph=paragraph,
                     position=position,
+                    page=bisect_right(page_starts, start + a) if page_starts else 0,
+                    table=table,
+                    row=row,
                 )
             )
-            position += 1
         paragraph += 1
     return sentences, headings

@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from bot.config import Settings
-from bot.ingest.loaders import DocumentError, _limit, _size, list_documents, load_document
+from bot.ingest.loaders import DocumentError, DocumentSkipped, _limit, _size, list_documents, load_document, skip_reason
 from bot.ingest.segment import segment
 from bot.knowledge import onnx_query
 from bot.knowledge.embed import EmbeddingCache, Encoder
@@ -79,6 +79,9 @@ class _DocRows:
     end: list[int]
     paragraph: list[int]
     position: list[int]
+    page: list[int]
+    table: list[int]
+    row: list[int]
     vectors: np.ndarray | None = None
 
 
@@ -208,9 +211,15 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
     if progress:  # the first build loads the model for ~20 s: say something at once
         print(f"reading {len(paths)} file{'' if len(paths) == 1 else 's'} from {docs_dir}/ ...", file=sys.stderr, flush=True)
     same_pipeline = previous is not None and previous.pipeline == PIPELINE_VERSION
+    # Documents already indexed come first, so when two files hold the same bytes the copy
+    # indexed first stays and the newcomer ("library copy (2).pdf") is the skipped duplicate.
+    paths.sort(key=lambda p: p.relative_to(docs_dir).as_posix() not in old)
     for path in tqdm(paths, desc="documents", unit="doc", disable=not progress or len(paths) < 20, file=sys.stderr):
         name = path.relative_to(docs_dir).as_posix()
         seen.add(name)
+        if reason := skip_reason(path):  # symbolic links, unsupported types: never opened
+            report.skipped.append((name, reason))
+            continue
         try:
             size = path.stat().st_size
             if size > max_bytes:  # refused before a byte is read (hashing a huge file costs time too)
@@ -224,7 +233,7 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
             continue
         if digest in first_with:
             # Identical files would answer twice with the same sentence; index one copy.
-            report.failed.append((name, f"duplicate of {first_with[digest]} (skipped)"))
+            report.skipped.append((name, f"duplicate of {first_with[digest]}"))
             continue
         first_with[digest] = name
         before = old.get(name)
@@ -238,6 +247,9 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
             # The hash of the bytes actually loaded: if the file changed after it was hashed
             # above, the record matches the text indexed and the next build sees the change.
             rows = _segment_document(doc, doc.content_hash or digest)
+        except DocumentSkipped as exc:
+            report.skipped.append((name, exc.reason))
+            continue
         except DocumentError as exc:
             report.failed.append((name, exc.reason))
             continue
@@ -253,10 +265,11 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
             report.unchanged.append(name)  # re-read (--rebuild or a new pipeline), but not changed
         else:
             (report.changed if before else report.added).append(name)
-    report.removed = sorted(set(old) - seen)
+    # An indexed document now skipped (a duplicate, a link) leaves the index: say so.
+    report.removed = sorted((set(old) - seen) | {name for name, _ in report.skipped if name in old})
     # A document that failed now but was indexed before is kept as it was: loses nothing.
     for name, reason in report.failed:
-        if name in old and name not in report.removed and not reason.startswith("duplicate of"):
+        if name in old and name not in report.removed:
             kept.append(_reuse(previous, old[name]))
             report.notes.append(f"{name}: kept the previously indexed version")
     if previous and not rebuild and same_pipeline and not report.has_changes:
@@ -275,10 +288,11 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
 
 
 def _segment_document(doc, digest: str) -> _DocRows:
-    sentences, _headings = segment(doc.text)
+    sentences, _headings = segment(doc.text, doc.blocks, doc.page_starts)
     rows = _DocRows(
         record=DocumentRecord(doc.name, doc.title, digest, len(sentences), now_iso(), 0),
         ids=[], texts=[], headings=[], index=[], start=[], end=[], paragraph=[], position=[],
+        page=[], table=[], row=[],
     )
     for s in sentences:
         rows.ids.append(sentence_id(doc.name, s.index, s.text))
@@ -289,6 +303,9 @@ def _segment_document(doc, digest: str) -> _DocRows:
         rows.end.append(s.end)
         rows.paragraph.append(s.paragraph)
         rows.position.append(s.position)
+        rows.page.append(s.page)
+        rows.table.append(s.table)
+        rows.row.append(s.row)
     return rows
 
 
@@ -300,6 +317,7 @@ def _reuse(previous: IndexSnapshot, record: DocumentRecord) -> _DocRows:
         ids=t.ids[lo:hi], texts=t.texts[lo:hi], headings=t.headings[lo:hi],
         index=t.index[lo:hi].tolist(), start=t.start[lo:hi].tolist(), end=t.end[lo:hi].tolist(),
         paragraph=t.paragraph[lo:hi].tolist(), position=t.position[lo:hi].tolist(),
+        page=t.page[lo:hi].tolist(), table=t.table[lo:hi].tolist(), row=t.row[lo:hi].tolist(),
         vectors=previous.vectors[lo:hi],
     )
 
@@ -352,7 +370,7 @@ def _assemble(encoder: Encoder, docs: list[_DocRows]) -> IndexSnapshot:
 
     doc_of_row = np.repeat(np.arange(len(docs), dtype=np.int32), [len(d.ids) for d in docs])
     table = SentenceTable(cat("ids"), cat("texts"), cat("headings"), doc_of_row, ints("index"), ints("start"),
-                          ints("end"), ints("paragraph"), ints("position"))
+                          ints("end"), ints("paragraph"), ints("position"), ints("page"), ints("table"), ints("row"))
     dim = encoder.dimension
     vectors = np.concatenate([d.vectors for d in docs]) if docs else np.zeros((0, dim), np.float32)
     index = faiss.IndexFlatIP(dim)

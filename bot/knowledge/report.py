@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.ingest.names import display_name
+
 
 @dataclass
 class ChangeReport:
@@ -12,6 +14,8 @@ class ChangeReport:
     removed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (document, reason)
+    # Not documents to index (unsupported type, symbolic link, duplicate of another file): not failures.
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (document, reason)
     index_version: str = ""
     seconds: float = 0.0
     sentences_embedded: int = 0  # new embeddings computed (cache misses)
@@ -29,6 +33,7 @@ class ChangeReport:
             "removed": self.removed,
             "unchanged": self.unchanged,
             "failed": [{"document": d, "reason": r} for d, r in self.failed],
+            "skipped": [{"document": d, "reason": r} for d, r in self.skipped],
             "index_version": self.index_version,
             "seconds": round(self.seconds, 3),
             "sentences_embedded": self.sentences_embedded,
@@ -47,7 +52,9 @@ class ChangeReport:
             if names:
                 out.append(f"{label} ({len(names)}): {_names(names)}")
         for name, reason in self.failed:
-            out.append(f"failed: {name}: {reason}")
+            out.append(f"failed: {display_name(name)}: {reason}")
+        for name, reason in self.skipped:
+            out.append(f"skipped: {display_name(name)}: {reason}")
         if not out:
             out.append("no documents found")
         return out
@@ -60,5 +67,5 @@ class ChangeReport:
 
 
 def _names(names: list[str], limit: int = 10) -> str:
-    shown = ", ".join(names[:limit])
+    shown = ", ".join(display_name(n) for n in names[:limit])
     return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")

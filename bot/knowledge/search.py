@@ -285,7 +285,7 @@ class Searcher:
             start=int(t.start[row]),
             end=int(t.end[row]),
             heading=t.headings[row],
-            location=f"paragraph {int(t.paragraph[row]) + 1}, sentence {int(t.position[row]) + 1}",
+            location=t.location(row),
             score=round(float(score), 4),
             before=before,
             after=after,

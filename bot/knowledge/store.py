@@ -69,9 +69,35 @@ class SentenceTable:
     end: np.ndarray
     paragraph: np.ndarray
     position: np.ndarray  # sentence number inside its paragraph
+    # Where a reader finds the sentence (0 = not applicable): PDF page, table number, table row.
+    page: np.ndarray | None = None
+    table: np.ndarray | None = None
+    row: np.ndarray | None = None
+
+    def __post_init__(self):
+        for name in ("page", "table", "row"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(len(self.ids), dtype=np.int32))
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def location(self, row: int) -> str:
+        """"page 3, table 1, row 4" / "paragraph 5, sentence 1", for citations."""
+        return format_location(int(self.page[row]), int(self.table[row]), int(self.row[row]),
+                               int(self.paragraph[row]), int(self.position[row]))
+
+
+def format_location(page: int = 0, table: int = 0, row: int = 0, paragraph: int = -1, position: int = -1) -> str:
+    """Where a sentence is, for people: "page 3, table 1, row 4" or "page 2, paragraph 5, sentence 1"."""
+    parts = [f"page {page}"] if page else []
+    if table:
+        parts.append(f"table {table}, row {row}" if row else f"table {table}")
+    elif paragraph >= 0:
+        parts.append(f"paragraph {paragraph + 1}")
+        if position >= 0:
+            parts.append(f"sentence {position + 1}")
+    return ", ".join(parts)
 
 
 @dataclass
@@ -334,7 +360,7 @@ def _write_meta(path: Path, snap: IndexSnapshot) -> None:
                                     sentences INTEGER, indexed_at TEXT, first_row INTEGER);
             CREATE TABLE sentences (row INTEGER PRIMARY KEY, id TEXT, doc INTEGER, idx INTEGER,
                                     start INTEGER, end INTEGER, paragraph INTEGER, position INTEGER,
-                                    heading TEXT, text TEXT);
+                                    heading TEXT, text TEXT, page INTEGER, tbl INTEGER, tbl_row INTEGER);
             """
         )
         db.executemany(
@@ -343,9 +369,10 @@ def _write_meta(path: Path, snap: IndexSnapshot) -> None:
         )
         t = snap.sentences
         db.executemany(
-            "INSERT INTO sentences VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO sentences VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             zip(range(len(t)), t.ids, t.doc.tolist(), t.index.tolist(), t.start.tolist(), t.end.tolist(),
-                t.paragraph.tolist(), t.position.tolist(), t.headings, t.texts),
+                t.paragraph.tolist(), t.position.tolist(), t.headings, t.texts,
+                t.page.tolist(), t.table.tolist(), t.row.tolist()),
         )
         db.commit()
     finally:
@@ -357,12 +384,15 @@ def _read_meta(path: Path) -> tuple[list[DocumentRecord], SentenceTable]:
     try:
         docs = [DocumentRecord(*row) for row in db.execute(
             "SELECT name, title, hash, sentences, indexed_at, first_row FROM documents ORDER BY num")]
+        # Indexes written before locations existed read as "no page, no table".
+        have = {r[1] for r in db.execute("PRAGMA table_info(sentences)")}
+        where = ", ".join(c if c in have else "0" for c in ("page", "tbl", "tbl_row"))
         rows = db.execute(
-            "SELECT id, text, heading, doc, idx, start, end, paragraph, position FROM sentences ORDER BY row"
+            f"SELECT id, text, heading, doc, idx, start, end, paragraph, position, {where} FROM sentences ORDER BY row"
         ).fetchall()
     finally:
         db.close()
-    cols = list(zip(*rows)) if rows else [[] for _ in range(9)]
+    cols = list(zip(*rows)) if rows else [[] for _ in range(12)]
     ints = [np.asarray(c, dtype=np.int32) for c in cols[3:]]
     return docs, SentenceTable(list(cols[0]), list(cols[1]), list(cols[2]), *ints)
 

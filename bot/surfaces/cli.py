@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from bot.ingest.names import display_name
+
 EXAMPLE = 'briefbot ask "When was Umerov informed?"'
 CHAT_HELP = ("Ask about the briefings; follow-up questions use the earlier turns.\n"
              "Commands: 'new' starts a new conversation, 'help' shows this, 'quit' (or an empty line, Ctrl-D) leaves.")
@@ -77,7 +79,7 @@ def format_answer(answer, tty: bool = False) -> str:
     for c in answer.citations:
         where = ", ".join(x for x in (c.heading and f"section \u201c{c.heading}\u201d", c.location) if x)
         lines.append("")
-        lines.append(f"[{c.n}] {c.title} ({c.document}, {where})")
+        lines.append(f"[{c.n}] {c.title} ({display_name(c.document)}, {where})")
         if c.text not in plain_answer:
             lines.append(f"    \u201c{c.text}\u201d")
     return "\n".join(lines)
