@@ -8,6 +8,7 @@ pysbd, blingfire, syntok and NLTK Punkt by ``bench/segmenters.py`` (bench/README
 
 - the input is cut into runs of at most ``MAX_RUN`` characters (at a sentence-like break,
   else at whitespace, else anywhere), so no paragraph is ever handed over whole, however long;
+- a cut inside a word ("Bagle.AT") or before a lower-case word is dropped;
 - an opening quote that the segmenter left at the end of a sentence ('... he said. "') goes
   to the sentence it opens, and a closing quote left at the start of the next one goes back;
 - a bare list marker ("1.", "b)") is joined to the item it numbers;
@@ -34,6 +35,7 @@ _SAFE_BREAK = re.compile(r"(?<![^\s(\"“‘'])[a-z]{3,}[.!?][\"”’')]*\s+(?=
 _TERMINAL_GAP = re.compile(r"(?<=\w)([.!?])[\"”’')]*\s+(?=[\"“‘(]?[A-Z]|[-–—•*] )")
 _LAST_WORD = re.compile(r"\S*$")
 _LIST_MARKER = re.compile(r"(?:\d{1,3}|[A-Za-z]|[ivxIVX]{1,4})[.)]")
+_ITEM_START = re.compile(r"(?:[a-z]|[ivx]{1,4})[.)]\s")
 _OPENERS = "\"“‘'«"
 _CLOSERS = "\"”’'»"
 # Words that end with a full stop without ending a sentence (lower case, without the stop).
@@ -54,6 +56,7 @@ def sentence_ends(paragraph: str) -> list[int]:
         cuts.extend(lo + c for c in _segment_run(paragraph[lo:hi]))
         cuts.append(hi)
     cuts = _fix_quotes(paragraph, cuts)
+    cuts = _drop_impossible(paragraph, cuts)
     cuts = _join_list_markers(paragraph, cuts)
     cuts = _recut_long(paragraph, cuts)
     cuts = _bound(paragraph, cuts)
@@ -103,6 +106,22 @@ def _locate(run: str, pieces: list[str]) -> list[int]:
         pos = found + len(piece.strip())
         cuts.append(pos)
     return cuts
+
+
+def _drop_impossible(text: str, cuts: list[int]) -> list[int]:
+    """No sentence ends inside a word ("Bagle.AT") or before a lower-case word ("Bombay! with")."""
+    out = []
+    for cut in cuts:
+        if 0 < cut < len(text):
+            if not (text[cut - 1].isspace() or text[cut].isspace()):
+                continue
+            k = cut
+            while k < len(text) and text[k].isspace():
+                k += 1
+            if k < len(text) and text[k].islower() and not _ITEM_START.match(text, k):
+                continue
+        out.append(cut)
+    return out
 
 
 def _content_end(text: str, lo: int, hi: int) -> int:
