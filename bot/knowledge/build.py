@@ -93,6 +93,7 @@ def build_index(
     ``live`` is the snapshot the caller already holds: reused instead of read again from disk
     when it is still the live version (another process may have built since)."""
     started = time.perf_counter()
+    encoder.prepare()  # settles the model id (int8, or PyTorch if no export can be made) first
     index_dir = Path(settings.index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(index_dir / LOCK_NAME))
@@ -244,6 +245,7 @@ def _fill_vectors(settings, encoder: Encoder, docs: list[_DocRows], progress: bo
             found.update(zip(missing, vecs))
         for d in pending:
             d.vectors = np.stack([found[t] for t in d.texts]).astype(np.float32, copy=False)
+        cache.prune([t for d in docs for t in d.texts])
         return len(missing)
     finally:
         cache.close()
