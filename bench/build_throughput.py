@@ -1,8 +1,10 @@
 """Benchmarks 1 and 2: full build vs the raw encoder, incremental re-index, batch-size sweep.
 
 1. A full build on a fresh index folder (no embedding cache), with the model already loaded,
-   next to ``SentenceTransformer.encode`` alone on exactly the unique sentence texts the build
-   embedded, in the same process right after it. Reports wall and CPU seconds, tokens/s for
+   next to the raw model alone on exactly the unique sentence texts the build embedded, in the
+   same process right after it: the int8 ONNX session in length-sorted batches (the default
+   encoder), or ``SentenceTransformer.encode`` when the build runs on PyTorch
+   (``BRIEFBOT_ENCODER=torch``). Reports wall and CPU seconds, tokens/s for
    both, the ratio build/raw (goal >= 0.9) and where the build's time went, phase by phase.
 2. Incremental re-index after changing one document, in the same process with the model warm
    (goal < 3 s), plus a build with nothing changed; also phase by phase.
@@ -53,6 +55,32 @@ def instrument(encoder) -> PhaseTimer:
     return pt
 
 
+def raw_encode(encoder, texts: list[str]):
+    """The model alone, as the build's encoder runs it, without anything briefbot adds."""
+    from bot.knowledge.embed import BATCH_SIZE
+
+    if not encoder.uses_int8:
+        return encoder.model.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True,
+                                    convert_to_numpy=True, show_progress_bar=False)
+    import numpy as np
+
+    session = encoder._int8
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    out = np.empty((len(texts), encoder.dimension), dtype=np.float32)
+    for lo in range(0, len(texts), BATCH_SIZE):
+        idx = order[lo : lo + BATCH_SIZE]
+        out[idx] = session.encode([texts[i] for i in idx])
+    return out
+
+
+def token_count(encoder, texts: list[str]) -> int:
+    if not encoder.uses_int8:
+        return count_tokens(encoder.model.tokenizer, texts, encoder.model.max_seq_length)
+    tok = encoder._int8.tokenizer  # truncates at 256 like the model; padding is not counted
+    return sum(sum(e.attention_mask) for lo in range(0, len(texts), 4096)
+               for e in tok.encode_batch(texts[lo : lo + 4096]))
+
+
 def build_vs_raw(args, docs: Path, encoder) -> tuple[dict, object]:
     from bot.answering.engine import Engine
     from bot.config import Settings
@@ -68,13 +96,11 @@ def build_vs_raw(args, docs: Path, encoder) -> tuple[dict, object]:
     snap = engine._current()[0]
     texts = sorted(set(snap.sentences.texts))
     assert report.sentences_embedded == len(texts), (report.sentences_embedded, len(texts))
-    model = encoder.model
-    tokens = count_tokens(model.tokenizer, texts, model.max_seq_length)
+    tokens = token_count(encoder, texts)
 
-    log(f"raw SentenceTransformer.encode on the same {len(texts):,} unique sentences")
+    log(f"raw encode ({encoder.name}) on the same {len(texts):,} unique sentences")
     with clock() as c_raw:
-        raw = model.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True,
-                           show_progress_bar=False)
+        raw = raw_encode(encoder, texts)
     # The build's vectors for the same texts must be the raw encoder's (same model, same input).
     row = {t: i for i, t in enumerate(texts)}
     pick = [snap.sentences.texts.index(t) for t in texts[:: max(1, len(texts) // 200)]]
@@ -87,6 +113,7 @@ def build_vs_raw(args, docs: Path, encoder) -> tuple[dict, object]:
         "unique_sentences_embedded": len(texts),
         "tokens_embedded": tokens,
         "batch_size": BATCH_SIZE,
+        "encoder": encoder.name,
         "build": {**c_build.as_dict(), "report_seconds": round(report.seconds, 3),
                   "tokens_per_s": round(tokens / c_build.wall, 1),
                   "sentences_per_s": round(len(texts) / c_build.wall, 1),
@@ -115,7 +142,6 @@ def paired_subset(args, encoder, articles: int, rounds: int) -> dict:
     from bot.knowledge.embed import BATCH_SIZE
 
     docs = prepare_docs(args.workdir, articles)
-    model = encoder.model
     builds, raws, outside = [], [], []
     texts = None
     for r in range(rounds):
@@ -130,8 +156,7 @@ def paired_subset(args, encoder, articles: int, rounds: int) -> dict:
         texts = sorted(set(engine._current()[0].sentences.texts))
         log(f"paired round {r + 1}/{rounds}: raw encode of {len(texts):,} sentences")
         with clock() as cr:
-            model.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True,
-                         show_progress_bar=False)
+            raw_encode(encoder, texts)
         builds.append(cb.wall)
         raws.append(cr.wall)
         outside.append(cb.wall - phases.get("encoder.encode", 0.0))
@@ -311,7 +336,7 @@ def main() -> int:
 
     encoder = Encoder()
     with clock() as c_load:
-        encoder.model
+        encoder.prepare()  # the int8 export (made on first use), or the PyTorch model
         encoder.encode(["warm-up sentence for the encoder."])
     result["model_load"] = c_load.as_dict()
 

@@ -42,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
-    TOTAL_ARTICLES, base_parser, clock, corpus_tag, count_tokens, dev_rows, emit, ensure_index, evidence_hit,
+    DEFAULT_WORKDIR, TOTAL_ARTICLES, base_parser, clock, corpus_tag, count_tokens, dev_rows, emit, ensure_index, evidence_hit,
     fresh_dir, latency_summary, log, machine_info, peak_rss_mb,
 )
 
@@ -138,18 +138,26 @@ class OnnxModel:
 
 
 class OnnxEncoder(Encoder):
-    """briefbot's Encoder (same batching) on an ONNX model; its own name keeps caches apart."""
+    """briefbot's Encoder (its fp32 path: same batching) on an ONNX model; its own name keeps caches apart."""
 
     def __init__(self, path: Path, variant: str, threads: int, spinning: bool = True):
-        super().__init__(f"{DEFAULT_MODEL_NAME}+{variant}")
+        super().__init__(backend="torch")
+        self._bench_name = f"{DEFAULT_MODEL_NAME}+bench-{variant}"
         self._model = OnnxModel(path, threads, spinning)
+
+    @property
+    def name(self) -> str:
+        return self._bench_name
 
 
 class OneThreadEncoder(Encoder):
-    """The default torch encoder on one thread (set around its timed blocks, not per call):
+    """The PyTorch encoder on one thread (set around its timed blocks, not per call):
     no OpenMP barriers to wait at when other processes hold the cores."""
 
     torch_threads = 1
+
+    def __init__(self):
+        super().__init__(backend="torch")
 
 
 # ---- measurements ---------------------------------------------------------------------------
@@ -249,6 +257,11 @@ def main() -> int:
     ap.add_argument("--speed-only", action="store_true",
                     help="re-measure speed and agreement only, keeping the accuracy already in the --out file")
     args = ap.parse_args()
+    # The baseline here is PyTorch fp32 (the core's encoder before int8 became the default); its
+    # indexes stay apart from the other benchmarks' int8 ones.
+    os.environ["BRIEFBOT_ENCODER"] = "torch"
+    if args.workdir == DEFAULT_WORKDIR:
+        args.workdir = DEFAULT_WORKDIR / "torch-fp32"
     previous = json.loads(args.out.read_text()) if args.speed_only and args.out and args.out.is_file() else {}
     if args.speed_only:
         args.skip_accuracy = True
@@ -265,7 +278,7 @@ def main() -> int:
                         "dir": str(args.onnx_dir), "method": "torch.onnx.export (opset 17) + onnxruntime quantize_dynamic QInt8"}
     threads = torch.get_num_threads()
     encoders = {
-        "torch_fp32": Encoder(),
+        "torch_fp32": Encoder(backend="torch"),
         "onnx_fp32": OnnxEncoder(paths["onnx_fp32"], "onnx-fp32", threads),
         "onnx_int8": OnnxEncoder(paths["onnx_int8"], "onnx-int8", threads),
         "onnx_int8_per_tensor": OnnxEncoder(paths["onnx_int8_per_tensor"], "onnx-int8-pt", threads),
@@ -316,8 +329,9 @@ def main() -> int:
     for cond, acc in result.get("accuracy", {}).items():
         n = 0 if cond == "briefing_only" else n_bbc
         docs, index = ensure_index(args.workdir, n)
-        mixed = Encoder()
+        mixed = Encoder(backend="torch")
         mixed._query_model = OnnxModel(paths["onnx_int8"], 1, spinning=False)
+        mixed._query_model.int8 = False  # this bench's own int8 model, used as the query model of a fp32 index
         acc["fp32_docs_int8_queries"] = dev_accuracy(Engine(Settings(documents_dir=docs, index_dir=index),
                                                             encoder=mixed), rows)
         f = acc["torch_fp32"]

@@ -136,7 +136,7 @@ def test_status_and_sources(briefing_engine, briefing_version):
     status = briefing_engine.status()
     assert status.version == briefing_version
     assert status.documents == 1 and status.dimension == 384
-    assert status.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert status.model == "sentence-transformers/all-MiniLM-L6-v2+onnx-int8"  # the default int8 encoder
     [doc] = briefing_engine.sources()
     assert doc.name == BRIEFING_NAME and doc.sentences == status.sentences
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import bot.ingest.segment as seg_module
+import bot.ingest.sentences as sentences_module
 from bot.ingest.loaders import normalize_text
 from bot.ingest.segment import Heading, Sentence, segment
 
@@ -166,16 +167,16 @@ def test_long_paragraph_without_breaks_is_chunked_exactly():
     assert_exact_offsets(text, sentences)
 
 
+def _fake_segmenter(monkeypatch, boundaries):
+    """Replace sentencex's answer for every run with ``boundaries(run)``."""
+    monkeypatch.setattr(sentences_module.sentencex, "get_sentence_boundaries", lambda lang, run: boundaries(run))
+
+
 def test_offsets_survive_a_segmenter_that_rewrites_whitespace(monkeypatch):
-    class Rewriting:
-        def process(self):  # odd spacing and invented text
-            return ["Mr.  Biden left.", "INVENTED", "He   came back."]
+    def rewriting(run):  # odd spacing, wrong offsets and invented text
+        return [{"start_index": 0, "end_index": 3, "text": t} for t in ["Mr. Biden left.", "INVENTED", "He came back."]]
 
-    class Segmenter:
-        def processor(self, text):
-            return Rewriting()
-
-    monkeypatch.setattr(seg_module, "_segmenter", lambda: Segmenter())
+    _fake_segmenter(monkeypatch, rewriting)
     text = "Mr. Biden left. He came back."
     sentences, _ = segment(text)
     assert [s.text for s in sentences] == ["Mr. Biden left.", "He came back."]
@@ -183,39 +184,28 @@ def test_offsets_survive_a_segmenter_that_rewrites_whitespace(monkeypatch):
 
 
 def test_segmenter_crash_keeps_paragraph_whole(monkeypatch):
-    class Crashing:
-        def processor(self, text):
-            raise IndexError("boom")
+    def crashing(run):
+        raise IndexError("boom")
 
-    monkeypatch.setattr(seg_module, "_segmenter", lambda: Crashing())
+    _fake_segmenter(monkeypatch, crashing)
     assert texts("One. Two.") == ["One. Two."]
 
 
-def test_closing_quote_left_by_pysbd_goes_back_to_its_sentence():
+def test_closing_quote_left_by_the_segmenter_goes_back_to_its_sentence():
     text = (
         'Jean Corston said: "Each death in custody is a death too many. '
         '"Yet we have seen vulnerable people entering custody." The report was published on Friday.'
     )
     assert texts(text) == [
-        'Jean Corston said: "Each death in custody is a death too many. '
+        'Jean Corston said: "Each death in custody is a death too many.',
         '"Yet we have seen vulnerable people entering custody."',
         "The report was published on Friday.",
     ]
 
 
 def test_overlong_piece_is_cut_at_plain_sentence_ends_only(monkeypatch):
-    class Whole:  # what pysbd does after an unbalanced quote: one piece for everything
-        def __init__(self, text):
-            self.text = text
-
-        def process(self):
-            return [self.text]
-
-    class Segmenter:
-        def processor(self, text):
-            return Whole(text)
-
-    monkeypatch.setattr(seg_module, "_segmenter", lambda: Segmenter())
+    # What a segmenter does after an unbalanced quote: one piece for everything.
+    _fake_segmenter(monkeypatch, lambda run: [{"start_index": 0, "end_index": len(run), "text": run}])
     parts = [
         '"The committee met Mr. Smith and Lloyd J. Austin in Washington on Monday to discuss the budget.',
         '"U.S. officials said 8,000 troops, e.g. engineers, would move 3.5 km east by the end of the month!',
@@ -223,10 +213,54 @@ def test_overlong_piece_is_cut_at_plain_sentence_ends_only(monkeypatch):
         "- The next item is a bullet in the middle of the paragraph that follows the other text.",
     ]
     text = " ".join(parts)
-    assert len(text) > seg_module.MAX_SENTENCE_CHARS
+    assert len(text) > sentences_module.MAX_SENTENCE_CHARS
     assert texts(text) == parts
     short = "He met Mr. Smith. Then he left."
-    assert texts(short) == [short]  # short pieces are pysbd's call, not ours
+    assert texts(short) == [short]  # short pieces are the segmenter's call, not ours
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # a single capital can end a sentence (pysbd merged these)
+        ("The work was complete for C. This means more tests.", ["The work was complete for C.", "This means more tests."]),
+        ("Take vitamin D. Not only that, take it daily.", ["Take vitamin D.", "Not only that, take it daily."]),
+        # ...while initials inside a name don't
+        ("He met J. R. R. Tolkien in Oxford. Then he left.", ["He met J. R. R. Tolkien in Oxford.", "Then he left."]),
+        ("Gen. Smith and Sen. Jones met in St. Louis.", ["Gen. Smith and Sen. Jones met in St. Louis."]),
+        # an opening quote belongs to the sentence it opens
+        ('"It is over," he said. "We go home now."', ['"It is over," he said.', '"We go home now."']),
+        ("He said: “We won.” “They lost.”", ["He said: “We won.”", "“They lost.”"]),
+        # decimals, money, percentages, times
+        ("Prices rose 2.5% to $3.50. Then they fell.", ["Prices rose 2.5% to $3.50.", "Then they fell."]),
+        ("They arrived at 10 a.m. The meeting began.", ["They arrived at 10 a.m.", "The meeting began."]),
+        # list markers stay with their items
+        ("1. Open the valve. 2. Close the door.", ["1. Open the valve.", "2. Close the door."]),
+        ("a) Check the pump. b) Log the reading.", ["a) Check the pump.", "b) Log the reading."]),
+    ],
+)
+def test_tricky_boundaries(text, expected):
+    assert texts(text) == expected
+
+
+def test_long_runs_are_cut_in_bounded_time():
+    """A 2 MB line without any break and 256 KB of prose in one paragraph (issue 12): both used
+    to be quadratic (minutes); the bound is generous for a loaded 2-core machine."""
+    started = time.perf_counter()
+    blob = "x" * 2_000_000
+    sentences, _ = segment(blob)
+    assert_exact_offsets(blob, sentences)
+    assert "".join(s.text for s in sentences) == blob
+    assert max(len(s.text) for s in sentences) <= sentences_module.HARD_MAX_CHARS
+    words = " ".join(["lorem"] * 400_000)  # 2.4 MB of words, no punctuation
+    sentences, _ = segment(words)
+    assert max(len(s.text) for s in sentences) <= sentences_module.HARD_MAX_CHARS
+    assert_exact_offsets(words, sentences)
+    prose = ("The minister said the plan would cost five million over three years, officials said. " * 3000)[:256_000]
+    sentences, _ = segment(prose)
+    assert len(sentences) > 2900
+    assert_exact_offsets(prose, sentences)
+    assert time.perf_counter() - started < 30
 
 
 ANY_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)) | st.sampled_from("\n .?!\"”"), max_size=300)

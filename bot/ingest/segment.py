@@ -4,9 +4,10 @@ Structured documents come with blocks (``loaders.Block``): their headings are th
 a table row is one unit that reads on its own, a code line is one unit, and PDF sentences
 carry their page. Plain text has no structure, so its headings are guessed from line shape.
 
-pysbd decides where sentences end (it handles "Mr. Biden", "Lloyd J. Austin", "U.S.",
-"3.5 km", quotes ending in '."'); we only take its cut points and compute offsets ourselves,
-so ``sentence.text == text[start:end]`` holds even when the segmenter drops or alters text.
+``sentences.sentence_ends`` decides where sentences end inside a paragraph (it handles
+"Mr. Biden", "Lloyd J. Austin", "U.S.", "3.5 km", quotes ending in '."', and cuts any run,
+however long, in bounded time); offsets are computed from its cut points, so
+``sentence.text == text[start:end]`` always holds.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from functools import lru_cache
 
-import pysbd
-from pysbd.lang.english import English
+from bot.ingest.sentences import sentence_ends
 
 
 @dataclass(frozen=True)
@@ -46,28 +45,8 @@ MAX_HEADING_CHARS = 80
 # A line ending like a sentence or a quotation is prose, not a heading.
 _CLOSING = tuple(".!?:;,\"'”’)]»…")
 
-# pysbd gets slower per character on long inputs, so very long paragraphs are cut first at
-# breaks no abbreviation can produce: a lowercase word of 3+ letters, a full stop, a space
-# and a capitalised word.
-_CHUNK_CHARS = 4000
-_SAFE_BREAK = re.compile(r"(?<![^\s(\"“‘'])[a-z]{3,}[.!?][\"”’')]*\s+(?=[\"“‘(]?[A-Z])")
-
-# Longer "sentences" from pysbd are almost always quote-grouping artefacts (see _resplit).
-MAX_SENTENCE_CHARS = 300
-_TERMINAL_GAP = re.compile(r"(?<=\w)([.!?])[\"”’')]*\s+(?=[\"“‘(]?[A-Z]|[-–—•*] )")
-_LAST_WORD = re.compile(r"\S*$")
-_ABBREVIATIONS = frozenset(
-    a.strip().lower()
-    for a in English.Abbreviation.ABBREVIATIONS + English.Abbreviation.PREPOSITIVE_ABBREVIATIONS
-)
-
-# pysbd sometimes leaves a closing quote at the start of the next sentence: '" The next...'.
+# A segmenter can leave a closing quote at the start of the next sentence: '" The next...'.
 _STRAY_CLOSER = re.compile(r"\s*[\"”’']+(?=\s|$)")
-
-
-@lru_cache(maxsize=1)
-def _segmenter() -> pysbd.Segmenter:
-    return pysbd.Segmenter(language="en", clean=False)
 
 
 def _is_heading(line: str) -> bool:
@@ -79,79 +58,18 @@ def _is_heading(line: str) -> bool:
     )
 
 
-def _chunks(paragraph: str) -> list[str]:
-    """Cut only very long paragraphs, at safe sentence ends, into pieces pysbd handles fast."""
-    if len(paragraph) <= _CHUNK_CHARS:
-        return [paragraph]
-    chunks, start, last = [], 0, 0
-    for match in _SAFE_BREAK.finditer(paragraph):
-        if match.end() - start > _CHUNK_CHARS and last > start:
-            chunks.append(paragraph[start:last])
-            start = last
-        last = match.end()
-    chunks.append(paragraph[start:])
-    return chunks
-
-
-def _resplit(piece: str) -> list[str]:
-    """pysbd keeps everything between quote marks together, so one unbalanced quote (common
-    in scraped news) swallows whole paragraphs; cut such overlong pieces at plain sentence
-    ends, skipping initials, dotted forms (U.S.) and pysbd's own abbreviation list."""
-    if len(piece) <= MAX_SENTENCE_CHARS:
-        return [piece]
-    ends = []
-    for match in _TERMINAL_GAP.finditer(piece):
-        if match.group(1) == ".":
-            word = _LAST_WORD.search(piece, max(0, match.start() - 40), match.start()).group()
-            word = word.lstrip("\"“‘'([")
-            if len(word) < 2 or "." in word or word.lower() in _ABBREVIATIONS:
-                continue
-        if match.end() < len(piece):
-            ends.append(match.end())
-    return [piece[a:b] for a, b in zip([0, *ends], [*ends, len(piece)])]
-
-
 def _split(paragraph: str) -> list[str]:
-    pieces: list[str] = []
-    for chunk in _chunks(paragraph):
-        try:
-            # The sentence list without pysbd's own char-span pass: that pass costs a third
-            # of the time and we compute offsets ourselves anyway.
-            found = _segmenter().processor(chunk).process()
-        except Exception:  # pysbd has crashed on odd inputs; one unsplit piece is still correct
-            found = [chunk]
-        for piece in found:
-            pieces.extend(_resplit(piece))
-    return pieces
+    """The paragraph's sentences, verbatim with their trailing space (see sentences.py)."""
+    cuts = sentence_ends(paragraph)
+    return [paragraph[a:b] for a, b in zip([0, *cuts], [*cuts, len(paragraph)])]
 
 
 def _cuts(paragraph: str, pieces: list[str]) -> list[int]:
-    """Offsets in ``paragraph`` where each piece ends, matched on non-space characters."""
+    """Offsets in ``paragraph`` where each piece ends (pieces are consecutive and verbatim)."""
     cuts, pos = [], 0
-    for piece in pieces:  # the usual case: verbatim pieces separated by whitespace
-        found = paragraph.find(piece, pos)
-        if not piece or found < 0 or paragraph[pos:found].strip():
-            break
-        pos = found + len(piece)
-        cuts.append(pos)
-    else:
-        return cuts
-    # Slow path: the segmenter changed whitespace or text; re-find each piece in order.
-    positions = [m.start() for m in re.finditer(r"\S", paragraph)]
-    dense = re.sub(r"\s+", "", paragraph)
-    cuts, k = [], 0
     for piece in pieces:
-        needle = "".join(piece.split())
-        if not needle:
-            continue
-        if dense.startswith(needle, k):
-            k += len(needle)
-        else:
-            found = dense.find(needle, k)
-            if found < 0:
-                continue  # text the paragraph doesn't contain: ignore this cut
-            k = found + len(needle)
-        cuts.append(positions[k - 1] + 1)
+        pos += len(piece)
+        cuts.append(pos)
     return cuts
 
 

@@ -12,8 +12,10 @@ import errno
 import hashlib
 import logging
 import os
+import queue
 import sqlite3
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -111,6 +113,7 @@ def build_index(
     ``live`` is the snapshot the caller already holds: reused instead of read again from disk
     when it is still the live version (another process may have built since)."""
     started = time.perf_counter()
+    encoder.prepare()  # settles the model id (int8, or PyTorch if no export can be made) first
     index_dir = Path(settings.index_dir)
     check_documents_dir(Path(settings.documents_dir))  # before anything is created on disk
     prepare_index_dir(index_dir)
@@ -214,6 +217,7 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
     # Documents already indexed come first, so when two files hold the same bytes the copy
     # indexed first stays and the newcomer ("library copy (2).pdf") is the skipped duplicate.
     paths.sort(key=lambda p: p.relative_to(docs_dir).as_posix() not in old)
+    embedder = _Embedder(settings, encoder, progress)  # embeds while later documents still load
     for path in tqdm(paths, desc="documents", unit="doc", disable=not progress or len(paths) < 20, file=sys.stderr):
         name = path.relative_to(docs_dir).as_posix()
         seen.add(name)
@@ -265,6 +269,7 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
             report.unchanged.append(name)  # re-read (--rebuild or a new pipeline), but not changed
         else:
             (report.changed if before else report.added).append(name)
+        embedder.submit(rows.texts)
     # An indexed document now skipped (a duplicate, a link) leaves the index: say so.
     report.removed = sorted((set(old) - seen) | {name for name, _ in report.skipped if name in old})
     # A document that failed now but was indexed before is kept as it was: loses nothing.
@@ -274,11 +279,13 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
             report.notes.append(f"{name}: kept the previously indexed version")
     if previous and not rebuild and same_pipeline and not report.has_changes:
         report.index_version = previous.version
+        embedder.close()
         _export_query_model(encoder, report)  # once, if an older build lacks it
         return previous
     if previous is None and not kept:
+        embedder.close()
         return None  # nothing to index and nothing to replace: no empty index, no model load
-    report.sentences_embedded = _fill_vectors(settings, encoder, kept, progress)
+    report.sentences_embedded = _fill_vectors(embedder, kept)
     snapshot = _assemble(encoder, kept)
     write_snapshot(Path(settings.index_dir), snapshot)
     report.index_version = snapshot.version
@@ -322,30 +329,116 @@ def _reuse(previous: IndexSnapshot, record: DocumentRecord) -> _DocRows:
     )
 
 
-def _fill_vectors(settings, encoder: Encoder, docs: list[_DocRows], progress: bool) -> int:
-    """Vectors for new documents: from the cache where seen before, else from the model."""
-    pending = [d for d in docs if d.vectors is None]
-    if not pending:
-        return 0
-    cache = EmbeddingCache(Path(settings.index_dir) / "embeddings.sqlite", encoder.name, encoder.dimension)
-    try:
-        texts = sorted({t for d in pending for t in d.texts})
-        found = cache.get_many(texts)
+class _Embedder:
+    """Embeds new documents' sentences in a background thread while the build is still loading
+    and segmenting the next documents, so the encoder starts working within the first seconds.
+
+    Texts arrive with ``submit`` and are embedded in chunks of ``CHUNK`` unique texts (length-
+    sorted inside each chunk, as ``Encoder.encode`` does), after a look-up in the embedding cache.
+    ``finish`` embeds what is left and returns the vectors by text. Started on the first submit:
+    a build that loads nothing new starts no thread."""
+
+    CHUNK = 2048
+
+    def __init__(self, settings, encoder: Encoder, progress: bool):
+        self.settings, self.encoder, self.progress = settings, encoder, progress
+        self.found: dict[str, np.ndarray] = {}
+        self.embedded = 0
+        self.cache: EmbeddingCache | None = None
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._bar = None
+
+    def submit(self, texts: list[str]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="briefbot-embed", daemon=True)
+            self._thread.start()
+        self._queue.put(list(texts))
+
+    def finish(self) -> dict[str, np.ndarray]:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+            if self._error is not None:
+                raise self._error
+        return self.found
+
+    def close(self) -> None:
+        """Stop the thread (after its current chunk) and close the cache."""
+        try:
+            if self._thread is not None:
+                self._queue.put(None)
+                self._thread.join()
+                self._thread = None
+        finally:
+            if self.cache is not None:
+                self.cache.close()
+                self.cache = None
+            if self._bar is not None:
+                self._bar.close()
+
+    def _run(self) -> None:
+        try:
+            if self.cache is None:
+                self.cache = EmbeddingCache(Path(self.settings.index_dir) / "embeddings.sqlite",
+                                            self.encoder.name, self.encoder.dimension)
+            pending: list[str] = []
+            seen: set[str] = set()
+            while True:
+                try:
+                    item = self._queue.get(timeout=3600)
+                except queue.Empty:  # the build died without closing us
+                    return
+                if item is None:
+                    self._embed(pending, last=True)
+                    return
+                for text in item:
+                    if text not in seen:
+                        seen.add(text)
+                        pending.append(text)
+                if len(pending) >= self.CHUNK:
+                    self._embed(pending, last=False)
+                    pending = []
+        except BaseException as exc:  # handed to finish(), in the build's thread
+            self._error = exc
+
+    def _embed(self, texts: list[str], last: bool) -> None:
+        if not texts:
+            return
+        found = self.cache.get_many(texts)
         missing = [t for t in texts if t not in found]
         if missing:
-            if progress and encoder._model is None:
-                print("loading the embedding model ...", file=sys.stderr, flush=True)
-            bar = tqdm(total=len(missing), desc="embedding", unit="sent", file=sys.stderr,
-                       disable=not progress or len(missing) < 50)
-            with bar:
-                vecs = encoder.encode(missing, on_batch=bar.update)
-            cache.put_many(missing, vecs)
+            if self._bar is None:
+                self._bar = tqdm(total=0, desc="embedding", unit="sent", file=sys.stderr,
+                                 disable=not self.progress or (last and len(missing) < 200))
+            self._bar.total += len(missing)
+            self._bar.refresh()
+            vecs = self.encoder.encode(missing, on_batch=self._bar.update)
+            self.cache.put_many(missing, vecs)
             found.update(zip(missing, vecs))
+            self.embedded += len(missing)
+        self.found.update(found)
+
+
+def _fill_vectors(embedder: _Embedder, docs: list[_DocRows]) -> int:
+    """Vectors for new documents (from the cache where seen before, else from the model), once
+    the embedder has caught up; then the cache drops vectors no document holds any more."""
+    try:
+        found = embedder.finish()
+        pending = [d for d in docs if d.vectors is None]
+        missing = sorted({t for d in pending for t in d.texts} - set(found))
+        if missing:  # a document kept without being submitted (nothing should be): embed it now
+            embedder.submit(missing)
+            found = embedder.finish()
         for d in pending:
             d.vectors = np.stack([found[t] for t in d.texts]).astype(np.float32, copy=False)
-        return len(missing)
+        if pending and embedder.cache is not None:
+            embedder.cache.prune([t for d in docs for t in d.texts])
+        return embedder.embedded
     finally:
-        cache.close()
+        embedder.close()
 
 
 @lru_cache(maxsize=200_000)
