@@ -21,7 +21,13 @@ EXAMPLE = 'briefbot ask "When was Umerov informed?"'
 def _settings(args):
     from bot.config import Settings
 
-    return Settings.from_env(args.env_file, documents_dir=args.documents, index_dir=args.index)
+    settings = Settings.from_env(args.env_file, documents_dir=args.documents, index_dir=args.index)
+    name = getattr(args, "collection", None) or settings.collection
+    if name:  # one server's (or the shared) collection: its own documents/ and index/ folders
+        from bot.knowledge.collections import settings_for
+
+        settings = settings_for(settings, name)
+    return settings
 
 
 def _engine(args):
@@ -170,11 +176,23 @@ def cmd_serve(args) -> int:
     return serve(_settings(args))
 
 
+def cmd_health(args) -> int:
+    """For Docker's HEALTHCHECK: is a ``serve`` process alive and connected? (reads its heartbeat file)"""
+    from bot.surfaces.discord.health import check
+
+    ok, line = check(_settings(args))
+    print(line, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--documents", metavar="DIR", help="folder of briefings (default: documents/, or BRIEFBOT_DOCUMENTS)")
     common.add_argument("--index", metavar="DIR", help="index folder (default: index/, or BRIEFBOT_INDEX)")
     common.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    common.add_argument("--collection", metavar="NAME",
+                        help="one collection: a Discord server's id or 'shared' (documents/NAME/ and index/NAME/, "
+                             "or BRIEFBOT_COLLECTIONS); default: the top-level folders")
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
 
     parser = argparse.ArgumentParser(prog="briefbot", description="Answers questions about your briefings, citing the exact sentences.",
@@ -206,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", parents=[common], help="run the Discord bot (needs DISCORD_TOKEN)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("health", parents=[common], help="exit 0 if a running `serve` is connected (Docker HEALTHCHECK)")
+    p.set_defaults(func=cmd_health)
     return parser
 
 
