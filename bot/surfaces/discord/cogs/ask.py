@@ -144,15 +144,17 @@ class AskCog(commands.Cog):
             history = await bot.db(bot.store.history, conversation) if in_thread else []
             answer, messages = await self._answer(question, history, aid=aid, surface="slash", user_id=user.id,
                                                   guild_id=interaction.guild_id, conversation=conversation)
-            first = None
+            first, sent_ids = None, []
             for i, msg in enumerate(messages):
                 kw = self._kwargs(msg)
                 if i == 0 and not answer.error:
                     kw["view"] = answer_view(aid, sources=bool(answer.citations))
                 sent = await interaction.followup.send(wait=True, **kw)
-                await bot.db(bot.store.link_message, sent.id, aid)
+                sent_ids.append(sent.id)
                 first = first or sent
             bot.limiter.release(user.id)  # answered: the next question may come while the thread opens
+            for mid in sent_ids:
+                await bot.db(bot.store.link_message, mid, aid)
             if first is not None and not in_thread and self._wants_thread(answer):
                 thread = await self._open_thread(channel, first, question)
                 if thread is not None:
@@ -225,7 +227,7 @@ class AskCog(commands.Cog):
                     question, history, aid=aid, surface="dm" if dm else ("thread" if in_thread else "mention"),
                     user_id=message.author.id, guild_id=message.guild.id if message.guild else None,
                     conversation=conversation)
-            first = None
+            first, sent_ids = None, []
             for i, msg in enumerate(messages):
                 kw = self._kwargs(msg)
                 if i == 0 and not answer.error:
@@ -234,9 +236,11 @@ class AskCog(commands.Cog):
                     sent = await message.reply(mention_author=False, **kw)
                 else:
                     sent = await message.channel.send(**kw)
-                await bot.db(bot.store.link_message, sent.id, aid)
+                sent_ids.append(sent.id)
                 first = first or sent
             bot.limiter.release(message.author.id)
+            for mid in sent_ids:
+                await bot.db(bot.store.link_message, mid, aid)
             if first is not None and not in_thread and replied is None and not dm and self._wants_thread(answer):
                 thread = await self._open_thread(message.channel, first, question)
                 if thread is not None:
