@@ -22,6 +22,11 @@ def _settings(args):
     from bot.config import Settings
 
     settings = Settings.from_env(args.env_file, documents_dir=args.documents, index_dir=args.index)
+    if getattr(args, "command", "") in ("serve", "health"):
+        if getattr(args, "collection", None):
+            raise ValueError("--collection is for index, ask, chat, eval and status; serve answers each server "
+                             "from its own collection")
+        return settings.with_(collection="")
     name = getattr(args, "collection", None) or settings.collection
     if name:  # one server's (or the shared) collection: its own documents/ and index/ folders
         from bot.knowledge.collections import settings_for
