@@ -88,6 +88,7 @@ class Collections:
     """The registry: ``engine(name)`` gives the collection's engine, loading it on first use."""
 
     def __init__(self, settings: Settings, encoder=None, pinned: dict[str, object] | None = None):
+        parse_mapping(settings.collections)  # a malformed mapping stops start-up with one line, not each question
         self.settings = settings
         self._encoder = encoder
         self._lock = threading.Lock()
