@@ -7,7 +7,6 @@ import asyncio
 import os
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
