@@ -62,6 +62,21 @@ class Settings:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
         return self
 
+    # ---- collections and the running bot (issue 10) -------------------------------------------
+    # A collection is one documents folder plus its index; each Discord server has its own.
+    # collections: "name=documents_dir:index_dir;..." overrides the default layout
+    # (documents/<name>/ and index/<name>/); shared_collection searches the top-level
+    # documents/ + index/ beside each server's own (off: servers see only their own).
+    collections: str = ""
+    shared_collection: bool = False
+    max_loaded_collections: int = 8
+    collection: str = ""  # the CLI's --collection: "" means the top-level documents/ and index/
+    discord_mentions: bool = True  # mentions, DMs and thread follow-ups; needs the Message Content intent
+    discord_threads: bool = True  # open a thread under each answer (never for "not covered")
+    retention_days: float = 30.0  # stored answers and conversations older than this are purged
+    shutdown_seconds: float = 8.0  # on SIGTERM, how long in-flight questions may take to finish
+    index_check_seconds: float = 2.0  # how often an engine looks for a build made by another process
+
     @classmethod
     def from_env(cls, env_file: str | os.PathLike | None = ".env", required: bool = False, **overrides) -> "Settings":
         """Environment variables win over ``.env``; keyword overrides (CLI flags) win over both.
@@ -115,4 +130,11 @@ _PARSERS = {
     "documents_dir": Path,
     "index_dir": Path,
     "feedback_path": Path,
+    "shared_collection": _bool,
+    "max_loaded_collections": int,
+    "discord_mentions": _bool,
+    "discord_threads": _bool,
+    "retention_days": float,
+    "shutdown_seconds": float,
+    "index_check_seconds": float,
 }

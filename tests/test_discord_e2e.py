@@ -36,8 +36,8 @@ async def test_login_syncs_commands_to_the_guild(fake, make_bot):
     assert ("GET", "/api/v10/users/@me") in paths
     assert ("GET", "/api/v10/oauth2/applications/@me") in paths
     names = {c["name"] for c in fake.commands[fake.guild_id]}
-    assert names == {"ask", "reindex", "upload", "sources", "status"}
-    assert "global" not in fake.commands
+    assert names == {"ask", "reindex", "upload", "remove", "sources", "status"}
+    assert fake.commands.get("global", []) == []  # stale global duplicates cleared
     assert bot.user.id == int(fake.bot_user["id"])
 
 

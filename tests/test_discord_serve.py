@@ -48,3 +48,46 @@ async def test_info_logs_carry_the_answer_id_but_not_the_question_or_token(fake,
     info_and_up = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
     assert "zebra-marker-7731" not in info_and_up
     assert "test-token" not in caplog.text
+
+
+def test_log_level_applies_to_serve_and_discord_never_logs_below_info():
+    from bot.surfaces.discord.serve import setup_logging
+
+    root = logging.getLogger()
+    saved = (root.level, [h.filters[:] for h in root.handlers], logging.getLogger("bot").level,
+             logging.getLogger("briefbot").level, logging.getLogger("discord").level)
+    handler = logging.StreamHandler()
+    root.addHandler(handler)
+    try:
+        logging.getLogger("bot").setLevel(logging.ERROR)  # what the CLI does for one-shot commands
+        setup_logging(Settings(log_level="debug", discord_token="secret-token-xyz"))
+        assert root.level == logging.DEBUG
+        assert logging.getLogger("bot").getEffectiveLevel() == logging.DEBUG
+        assert logging.getLogger("briefbot.discord").getEffectiveLevel() == logging.DEBUG
+        for name in ("discord.http", "discord.gateway", "discord.client", "discord.state", "discord.webhook.async_"):
+            assert logging.getLogger(name).getEffectiveLevel() >= logging.INFO, name
+        record = logging.LogRecord("x", logging.WARNING, __file__, 1, "auth %s", ("Bot secret-token-xyz",), None)
+        for f in handler.filters:
+            f.filter(record)
+        assert "secret-token-xyz" not in record.getMessage()
+        setup_logging(Settings(log_level="ERROR"))
+        assert logging.getLogger("briefbot.discord").getEffectiveLevel() == logging.ERROR
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        for h, filters in zip(root.handlers, saved[1]):
+            h.filters[:] = filters
+        logging.getLogger("bot").setLevel(saved[2])
+        logging.getLogger("briefbot").setLevel(saved[3])
+        logging.getLogger("discord").setLevel(saved[4])
+
+
+def test_the_dm_notice_map_stays_bounded(monkeypatch):
+    from bot.surfaces.discord.cogs import ask as ask_mod
+
+    monkeypatch.setattr(ask_mod, "DM_NOTICE_MAX", 50)
+    cog = ask_mod.AskCog(bot=None)
+    for user in range(500):
+        assert cog._notice_due(user)
+    assert len(cog._dm_notice) <= 50
+    assert not cog._notice_due(499)  # said recently: not again

@@ -25,7 +25,7 @@ from bot.knowledge.build import build_index
 from bot.knowledge.embed import Encoder
 from bot.knowledge.report import ChangeReport
 from bot.knowledge.search import Retrieval, Searcher
-from bot.knowledge.store import IndexCorrupt, IndexMissing, IndexSnapshot, load_snapshot
+from bot.knowledge.store import IndexCorrupt, IndexMissing, IndexSnapshot, current_version_dir, load_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ class Engine:
 
     # ---- index lifecycle --------------------------------------------------------------
     def _current(self) -> tuple[IndexSnapshot, Searcher]:
+        self.follow_disk()
         state = self._state
         if state is None:
             self.load_or_build()
@@ -156,6 +157,35 @@ class Engine:
             self._use_query_model()
             self._state = (snap, Searcher(snap, self.encoder))
             return None
+
+    _checked_at = 0.0
+
+    def follow_disk(self) -> bool:
+        """Swap in a version another process (``briefbot index``) made live, without a restart.
+
+        Cheap: at most one read of the small ``CURRENT`` pointer every ``index_check_seconds``;
+        a version that fails to load is logged and the current one keeps answering."""
+        state, now = self._state, time.monotonic()
+        if state is None or now - self._checked_at < self.settings.index_check_seconds:
+            return False
+        self._checked_at = now
+        try:
+            folder = current_version_dir(Path(self.settings.index_dir))
+        except (IndexMissing, IndexCorrupt):
+            return False
+        if state[0].path is None or folder.name == Path(state[0].path).name:
+            return False
+        with self._load_lock:
+            if self._state is not state:
+                return False  # a build in this process swapped meanwhile
+            try:
+                snap = load_snapshot(Path(self.settings.index_dir), model=self.encoder.name)
+            except (IndexMissing, IndexCorrupt, OSError) as exc:
+                log.warning("a newer index version is not loadable yet (%s); still answering from %s", exc, state[0].version)
+                return False
+            self._state = (snap, Searcher(snap, self.encoder))
+        log.info("index version %s picked up from disk (was %s)", snap.version, state[0].version)
+        return True
 
     def _use_query_model(self) -> None:
         if self.encoder._query_model is None and onnx_query.is_current(self.encoder.name):

@@ -33,8 +33,19 @@ class UsageError(Exception):
 def _settings(args):
     from bot.config import Settings
 
-    return Settings.from_env(args.env_file or ".env", required=args.env_file is not None,
-                             documents_dir=args.documents, index_dir=args.index)
+    settings = Settings.from_env(args.env_file or ".env", required=args.env_file is not None,
+                                 documents_dir=args.documents, index_dir=args.index)
+    if getattr(args, "command", "") in ("serve", "health"):
+        if getattr(args, "collection", None):
+            raise ValueError("--collection is for index, ask, chat, eval and status; serve answers each server "
+                             "from its own collection")
+        return settings.with_(collection="")
+    name = getattr(args, "collection", None) or settings.collection
+    if name:  # one server's (or the shared) collection: its own documents/ and index/ folders
+        from bot.knowledge.collections import settings_for
+
+        settings = settings_for(settings, name)
+    return settings
 
 
 def _engine(args):
@@ -263,6 +274,18 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("--env-file", metavar="FILE", default=d(None),
                         help="settings file (default: .env if there is one; a named file must exist)")
     parser.add_argument("-v", "--verbose", action="store_true", default=d(False), help="log what happens")
+    parser.add_argument("--collection", metavar="NAME", default=d(None),
+                        help="one collection: a Discord server's id or 'shared' (documents/NAME/ and index/NAME/, "
+                             "or BRIEFBOT_COLLECTIONS); default: the top-level folders")
+
+
+def cmd_health(args) -> int:
+    """For Docker's HEALTHCHECK: is a ``serve`` process alive and connected? (reads its heartbeat file)"""
+    from bot.surfaces.discord.health import check
+
+    ok, line = check(_settings(args))
+    print(line, file=sys.stdout if ok else sys.stderr)
+    return 0 if ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -315,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", "run the Discord bot (needs DISCORD_TOKEN)",
                 "Run the Discord bot. Needs DISCORD_TOKEN in the environment or the settings file.")
     p.set_defaults(func=cmd_serve)
+
+    p = command("health", "exit 0 if a running `serve` is connected (Docker HEALTHCHECK)",
+                "Check that a running `briefbot serve` is connected to Discord (it reads serve's heartbeat file); "
+                "exit 0 if so, 1 with the reason if not.")
+    p.set_defaults(func=cmd_health)
     return parser
 
 

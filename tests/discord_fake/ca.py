@@ -24,6 +24,7 @@ HOSTS = ("discord.com", "gateway.discord.gg", "cdn.discordapp.com", "media.disco
 class TestTLS:
     server: ssl.SSLContext
     client: ssl.SSLContext
+    ca_pem: str = ""  # for a bot in a subprocess (tests/discord_fake/launch.py)
 
 
 def _name(common: str) -> x509.Name:
@@ -80,4 +81,4 @@ def make_tls(hosts: tuple[str, ...] = HOSTS) -> TestTLS:
         server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cadata=ca_cert.public_bytes(pem).decode())
-    return TestTLS(server=server, client=client)
+    return TestTLS(server=server, client=client, ca_pem=ca_cert.public_bytes(pem).decode())

@@ -123,12 +123,24 @@ async def make_bot(fake, tmp_path):
 
     running = []
 
-    async def _make(engine=None, *, guild=True, **overrides):
-        engine = engine or shared_engine()
+    async def _make(engine=None, *, guild=True, collections=False, **overrides):
+        """``collections=True``: no pinned engine; each server gets its own collection under
+        ``tmp_path`` (documents/<guild id>/, index/<guild id>/), sharing the loaded model."""
+        base = shared_engine()
         if guild:
             overrides.setdefault("discord_guild_id", int(fake.guild_id))
-        settings = settings_for(tmp_path, engine, **overrides)
-        bot = create_bot(settings, engine=engine, connector=fake.connector(), guild_ready_timeout=0.05)
+        if collections:
+            from bot.knowledge.collections import Collections
+
+            overrides.setdefault("documents_dir", tmp_path / "documents")
+            overrides.setdefault("index_dir", tmp_path / "index")
+            settings = settings_for(tmp_path, base, **overrides)
+            registry = Collections(settings, encoder=base.encoder)
+            bot = create_bot(settings, collections=registry, connector=fake.connector(), guild_ready_timeout=0.05)
+        else:
+            engine = engine or base
+            settings = settings_for(tmp_path, engine, **overrides)
+            bot = create_bot(settings, engine=engine, connector=fake.connector(), guild_ready_timeout=0.05)
         task = asyncio.create_task(bot.start(settings.discord_token))
         running.append((bot, task))
         await asyncio.wait_for(bot.wait_until_ready(), 20)

@@ -151,6 +151,10 @@ class FakeDiscord:
         self.port = 0
         self._runner: web.AppRunner | None = None
         self.dm_channels: dict[str, dict] = {}
+        # more servers: guild id -> its one text channel; channel/thread id -> guild id
+        self.guild_channels: dict[str, str] = {self.guild_id: self.channel_id}
+        self.channel_guild: dict[str, str] = {self.channel_id: self.guild_id}
+        self.sync_forbidden: set[str] = set()  # guild ids whose command sync answers 403
 
     # ---- ids and payloads -------------------------------------------------------------------
     def snowflake(self) -> str:
@@ -164,26 +168,40 @@ class FakeDiscord:
         return {"user": user, "roles": list(roles), "joined_at": _now_iso(), "deaf": False, "mute": False,
                 "flags": 0, "nick": None, "pending": False, "permissions": str(permissions)}
 
+    def guild_of(self, channel_id: str | None) -> str:
+        return self.channel_guild.get(channel_id or self.channel_id, self.guild_id)
+
+    async def add_guild(self) -> tuple[str, str]:
+        """A second (third ...) server the bot is in, with one text channel: (guild id, channel id)."""
+        gid, cid = self.snowflake(), self.snowflake()
+        self.guild_channels[gid] = cid
+        self.channel_guild[cid] = gid
+        if any(g.identified.is_set() for g in self.gateways):
+            await self.dispatch("GUILD_CREATE", self.guild_payload(gid))
+        return gid, cid
+
     def channel(self, channel_id: str | None = None) -> dict:
         cid = channel_id or self.channel_id
         if cid in self.threads:
             return self.threads[cid]
         if cid in self.dm_channels:
             return self.dm_channels[cid]
-        return {"id": cid, "type": 0, "name": "general", "guild_id": self.guild_id, "position": 0,
+        return {"id": cid, "type": 0, "name": "general", "guild_id": self.guild_of(cid), "position": 0,
                 "permission_overwrites": [], "nsfw": False, "parent_id": None, "topic": None,
                 "rate_limit_per_user": 0, "last_message_id": None, "flags": 0}
 
-    def guild_payload(self) -> dict:
+    def guild_payload(self, guild_id: str | None = None) -> dict:
+        gid = guild_id or self.guild_id
         roles = [
-            {"id": self.guild_id, "name": "@everyone", "permissions": str(MEMBER_PERMS), "position": 0,
+            {"id": gid, "name": "@everyone", "permissions": str(MEMBER_PERMS), "position": 0,
              "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
             {"id": self.admin_role_id, "name": "briefing-admins", "permissions": str(MEMBER_PERMS),
              "position": 1, "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0},
         ]
         bot_member = self.member(self.bot_user, permissions=MEMBER_PERMS)
-        return {"id": self.guild_id, "name": "Briefing Team", "icon": None, "owner_id": self.snowflake(),
-                "roles": roles, "channels": [self.channel()], "threads": list(self.threads.values()),
+        return {"id": gid, "name": "Briefing Team", "icon": None, "owner_id": self.snowflake(),
+                "roles": roles, "channels": [self.channel(self.guild_channels[gid])],
+                "threads": [t for t in self.threads.values() if t["guild_id"] == gid],
                 "members": [bot_member], "member_count": 3, "unavailable": False, "large": False,
                 "emojis": [], "stickers": [], "features": [], "voice_states": [], "presences": [],
                 "stage_instances": [], "guild_scheduled_events": [], "premium_tier": 0,
@@ -200,7 +218,7 @@ class FakeDiscord:
                "embeds": list(embeds), "components": list(components), "pinned": False,
                "type": 19 if reference else 0, "flags": flags}
         if guild and channel_id not in self.dm_channels:
-            msg["guild_id"] = self.guild_id
+            msg["guild_id"] = self.guild_of(channel_id)
         if reference:
             msg["message_reference"] = {"message_id": reference, "channel_id": channel_id}
         if webhook_id:
@@ -324,6 +342,9 @@ class FakeDiscord:
     async def _sync(self, request: web.Request) -> web.Response:
         rec = await self._record(request)
         key = request.match_info.get("guild", "global")
+        if key != "global" and (key not in self.guild_channels or key in self.sync_forbidden):
+            self._touch()
+            return _json({"message": "Missing Access", "code": 50001}, 403)
         out = []
         for cmd in rec.json or []:
             out.append({**cmd, "id": self.snowflake(), "application_id": self.app_id, "version": "1",
@@ -436,7 +457,8 @@ class FakeDiscord:
     async def _create_thread(self, request: web.Request) -> web.Response:
         rec = await self._record(request)
         cid, mid = request.match_info["cid"], request.match_info["mid"]
-        thread = {"id": mid, "guild_id": self.guild_id, "parent_id": cid, "owner_id": self.bot_user["id"],
+        self.channel_guild[mid] = self.guild_of(cid)
+        thread = {"id": mid, "guild_id": self.guild_of(cid), "parent_id": cid, "owner_id": self.bot_user["id"],
                   "name": (rec.json or {}).get("name", "thread"), "type": 11, "message_count": 0,
                   "member_count": 1, "rate_limit_per_user": 0, "flags": 0, "last_message_id": None,
                   "thread_metadata": {"archived": False, "auto_archive_duration": (rec.json or {}).get("auto_archive_duration", 1440),
@@ -488,12 +510,13 @@ class FakeDiscord:
             self.session_valid = True
             self.seq = 0
             self.backlog.clear()
-            ready = {"v": 10, "user": self.bot_user, "guilds": [{"id": self.guild_id, "unavailable": True}],
+            ready = {"v": 10, "user": self.bot_user, "guilds": [{"id": g, "unavailable": True} for g in self.guild_channels],
                      "session_id": self.session_id, "resume_gateway_url": "wss://gateway.discord.gg",
                      "application": {"id": self.app_id, "flags": 0}, "private_channels": [],
                      "relationships": [], "shard": [0, 1]}
             await self._send_dispatch(gw, "READY", ready)
-            await self._send_dispatch(gw, "GUILD_CREATE", self.guild_payload())
+            for gid in self.guild_channels:
+                await self._send_dispatch(gw, "GUILD_CREATE", self.guild_payload(gid))
             gw.identified.set()
             self._touch()
         elif op == 6:
@@ -580,16 +603,17 @@ class FakeDiscord:
         iid = self.snowflake()
         payload: dict = {"id": iid, "application_id": self.app_id, "type": itype, "token": f"tok-{iid}",
                          "version": 1, "locale": "en-US", "entitlements": [], "attachment_size_limit": 26214400,
-                         "authorizing_integration_owners": {"0": self.guild_id} if not dm else {"1": user["id"]}}
+                         "authorizing_integration_owners": {"0": self.guild_of(channel_id)} if not dm else {"1": user["id"]}}
         if dm:
             cid = self.dm_channel(user)
             payload.update(channel_id=cid, channel=self.dm_channels[cid], user=user, context=1,
                            app_permissions=str(MEMBER_PERMS))
         else:
             cid = channel_id or self.channel_id
-            payload.update(guild_id=self.guild_id, channel_id=cid, channel=self.channel(cid), context=0,
+            gid = self.guild_of(cid)
+            payload.update(guild_id=gid, channel_id=cid, channel=self.channel(cid), context=0,
                            guild_locale="en-US", member=self.member(user, roles, permissions),
-                           app_permissions=str(MEMBER_PERMS), guild={"id": self.guild_id, "locale": "en-US", "features": []})
+                           app_permissions=str(MEMBER_PERMS), guild={"id": gid, "locale": "en-US", "features": []})
         return payload
 
     async def _send_interaction(self, payload: dict) -> FakeInteraction:
@@ -624,7 +648,8 @@ class FakeDiscord:
             opts.append({"name": key, "type": 11, "value": aid})
         payload["data"] = {"id": self.command_id(name), "name": name, "type": 1, "options": opts}
         if not dm:
-            payload["data"]["guild_id"] = self.guild_id if self.guild_id in self.commands else None
+            gid = payload["guild_id"]
+            payload["data"]["guild_id"] = gid if self.commands.get(gid) else None
             if payload["data"]["guild_id"] is None:
                 del payload["data"]["guild_id"]
         if resolved:

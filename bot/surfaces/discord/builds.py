@@ -1,8 +1,8 @@
-"""One index build at a time, shared by everyone who asks for it while it runs.
+"""Builds from Discord: a thin async wrapper over the collection engine's own build coordinator.
 
-``engine.build`` blocks for seconds to minutes, so it runs in a worker thread and answers keep
-coming from the old index meanwhile (the engine swaps atomically). A ``/reindex`` that arrives
-while a build runs joins that build instead of starting a second one; uploads wait their turn.
+``Engine.build`` is the one place that runs builds (one at a time per collection, joined
+callers get their own report); here it only runs in a worker thread, so answers keep flowing
+from the old index, and the collection stays loaded while it runs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from pathlib import Path
 
 from bot.knowledge.report import ChangeReport
 
-
 log = logging.getLogger("briefbot.discord.builds")
 
 
@@ -23,38 +22,59 @@ log = logging.getLogger("briefbot.discord.builds")
 class BuildResult:
     report: ChangeReport
     seconds: float
-    shared: bool = False  # True when this caller joined a build someone else started
+    shared: bool = False  # kept for callers that show it; the engine returns each caller its own report
 
 
-class BuildRunner:
-    def __init__(self, engine, settings):
-        self.engine = engine
-        self.settings = settings
-        self._lock = asyncio.Lock()
-        self._current: asyncio.Task | None = None
+async def rebuild(collections, name: str) -> BuildResult:
+    def work():
+        with collections.using(name) as engine:
+            return engine.build()
 
-    async def rebuild(self) -> BuildResult:
-        if self._current is not None and not self._current.done():
-            result = await asyncio.shield(self._current)
-            return BuildResult(result.report, result.seconds, shared=True)
-        self._current = asyncio.get_running_loop().create_task(self._build())
-        return await asyncio.shield(self._current)
+    started = time.monotonic()
+    report = await asyncio.to_thread(work)
+    seconds = time.monotonic() - started
+    log.info("build done collection=%s version=%s seconds=%.1f changes=%s", name, report.index_version, seconds,
+             report.has_changes)
+    return BuildResult(report, seconds)
 
-    async def _build(self) -> BuildResult:
-        async with self._lock:
-            started = time.monotonic()
-            report = await asyncio.to_thread(self.engine.build)
-            seconds = time.monotonic() - started
-            log.info("build done version=%s seconds=%.1f changes=%s", report.index_version, seconds, report.has_changes)
-            return BuildResult(report, seconds)
 
-    async def upload(self, name: str, data: bytes, overwrite: bool) -> tuple[str, bool, BuildResult]:
-        """Save one document and index it; returns (saved name, replaced an existing one, build).
+async def upload(collections, name: str, filename: str, data: bytes, overwrite: bool) -> tuple[str, bool, BuildResult]:
+    """Save one document into the collection and index it; (saved name, replaced one, build).
 
-        Raises the core's ``UploadRefused`` (wrong type, too big, not what it claims, exists)."""
-        async with self._lock:
-            started = time.monotonic()
-            docs = Path(self.engine.settings.documents_dir)
-            existed = docs.is_dir() and any(p.name.lower() == name.lower() for p in docs.iterdir())
-            saved, report = await asyncio.to_thread(self.engine.add_document, name, data, overwrite)
-            return saved, existed, BuildResult(report, time.monotonic() - started)
+    Raises the core's ``UploadRefused`` (wrong type, too big, not what it claims, exists)."""
+    def work():
+        with collections.using(name) as engine:
+            docs = Path(engine.settings.documents_dir)
+            existed = docs.is_dir() and any(p.name.lower() == filename.lower() for p in docs.iterdir())
+            saved, report = engine.add_document(filename, data, overwrite)
+            return saved, existed, report
+
+    started = time.monotonic()
+    saved, existed, report = await asyncio.to_thread(work)
+    return saved, existed, BuildResult(report, time.monotonic() - started)
+
+
+def find_document(collections, name: str, filename: str) -> Path | None:
+    """The collection's document called ``filename`` (case-insensitive), only a plain file directly in it."""
+    docs = collections.collection(name).documents_dir
+    if not docs.is_dir():
+        return None
+    return next((p for p in docs.iterdir()
+                 if p.name.lower() == filename.strip().lower() and p.is_file() and not p.is_symlink()), None)
+
+
+async def remove(collections, name: str, filename: str) -> tuple[str, BuildResult] | None:
+    """Delete one document from the collection and re-index; ``None`` when there is no such document."""
+    def work():
+        path = find_document(collections, name, filename)
+        if path is None:
+            return None
+        with collections.using(name) as engine:
+            path.unlink()
+            return path.name, engine.build()
+
+    started = time.monotonic()
+    out = await asyncio.to_thread(work)
+    if out is None:
+        return None
+    return out[0], BuildResult(out[1], time.monotonic() - started)

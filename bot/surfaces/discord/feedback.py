@@ -31,6 +31,7 @@ class AnswerRecord:
     index_version: str
     answerer: str
     created_at: float
+    scope: str = ""
 
 
 _SCHEMA = """
@@ -62,21 +63,44 @@ class AnswerStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.db_path, check_same_thread=False)
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(answers)")}
+        if "scope" not in columns:  # stores from before collections: their answers belong to no server
+            self._db.execute("ALTER TABLE answers ADD COLUMN scope TEXT NOT NULL DEFAULT ''")
         self._db.commit()
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def record(self, answer_id: str, conversation: str, user_id: int, answer: Answer) -> None:
+    def record(self, answer_id: str, conversation: str, user_id: int, answer: Answer, scope: str = "") -> None:
+        """``scope`` is the server the answer was given in ("" for DMs); lookups from elsewhere see nothing."""
         cites = json.dumps([{**c.to_json(), "location": c.location, "heading": c.heading} for c in answer.citations])
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO answers VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO answers (answer_id, conversation, user_id, question, answer, abstained, "
+                "citations, index_version, answerer, created_at, scope) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (answer_id, conversation, user_id, answer.question, answer.answer, int(answer.abstained),
-                 cites, answer.index_version, answer.answerer, time.time()),
+                 cites, answer.index_version, answer.answerer, time.time(), scope),
             )
             self._db.commit()
+
+    def purge(self, older_than_days: float, now: float | None = None) -> int:
+        """Retention: forget answers (and their message links) older than ``older_than_days``."""
+        if older_than_days <= 0:
+            return 0
+        cutoff = (time.time() if now is None else now) - older_than_days * 86400
+        with self._lock:
+            removed = self._db.execute("DELETE FROM answers WHERE created_at < ?", (cutoff,)).rowcount
+            self._db.execute("DELETE FROM messages WHERE answer_id NOT IN (SELECT answer_id FROM answers)")
+            self._db.commit()
+        return removed
+
+    def asker(self, conversation: str) -> int | None:
+        """Who started a conversation (the first question in a thread)."""
+        with self._lock:
+            row = self._db.execute("SELECT user_id FROM answers WHERE conversation=? ORDER BY created_at LIMIT 1",
+                                   (conversation,)).fetchone()
+        return int(row[0]) if row else None
 
     def set_conversation(self, answer_id: str, conversation: str) -> None:
         with self._lock:
@@ -88,15 +112,18 @@ class AnswerStore:
             self._db.execute("INSERT OR REPLACE INTO messages VALUES (?,?)", (str(message_id), answer_id))
             self._db.commit()
 
-    def by_message(self, message_id: int) -> AnswerRecord | None:
+    def by_message(self, message_id: int, scope: str | None = None) -> AnswerRecord | None:
         with self._lock:
             row = self._db.execute("SELECT answer_id FROM messages WHERE message_id=?", (str(message_id),)).fetchone()
-        return self.get(row[0]) if row else None
+        return self.get(row[0], scope) if row else None
 
-    def get(self, answer_id: str) -> AnswerRecord | None:
+    def get(self, answer_id: str, scope: str | None = None) -> AnswerRecord | None:
+        """The answer, or None; with ``scope``, only an answer given in that server ("" = DMs)."""
         with self._lock:
-            row = self._db.execute("SELECT * FROM answers WHERE answer_id=?", (answer_id,)).fetchone()
-        return _record(row) if row else None
+            row = self._db.execute(_SELECT + " WHERE answer_id=?", (answer_id,)).fetchone()
+        if row is None or (scope is not None and row[10] != scope):
+            return None
+        return _record(row)
 
     def history(self, conversation: str, limit: int = 6) -> list[Turn]:
         """The conversation's earlier exchanges, oldest first (errors are not part of it)."""
@@ -107,9 +134,9 @@ class AnswerStore:
             ).fetchall()
         return [Turn(question=q, answer=a) for q, a in reversed(rows)]
 
-    def record_feedback(self, answer_id: str, user_id: int, verdict: str) -> dict | None:
+    def record_feedback(self, answer_id: str, user_id: int, verdict: str, scope: str | None = None) -> dict | None:
         """Append one verdict ("helpful" / "not_helpful") with everything needed to judge it."""
-        rec = self.get(answer_id)
+        rec = self.get(answer_id, scope)
         if rec is None:
             return None
         entry = {
@@ -130,6 +157,10 @@ class AnswerStore:
         return entry
 
 
+_SELECT = ("SELECT answer_id, conversation, user_id, question, answer, abstained, citations, index_version, "
+           "answerer, created_at, scope FROM answers")
+
+
 def _record(row) -> AnswerRecord:
     cites = [
         Citation(n=c["n"], document=c["document"], title=c["title"], sentence_id=c["sentence_id"], text=c["text"],
@@ -138,4 +169,4 @@ def _record(row) -> AnswerRecord:
     ]
     return AnswerRecord(answer_id=row[0], conversation=row[1], user_id=row[2], question=row[3], answer=row[4],
                         abstained=bool(row[5]), citations=cites, index_version=row[7], answerer=row[8],
-                        created_at=row[9])
+                        created_at=row[9], scope=row[10])

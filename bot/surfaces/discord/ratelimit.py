@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 WINDOW = 60.0
+PRUNE_EVERY = 256  # acquisitions between clean-ups (amortized O(1) per question)
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,21 @@ class RateLimiter:
         self._last: dict[int, float] = {}
         self._busy: set[int] = set()
         self._guild: dict[int, deque[tuple[float, int]]] = defaultdict(deque)
+        self._calls = 0
+
+    def _prune(self, now: float) -> None:
+        """Forget what can no longer refuse anyone: cooldowns that ran out, empty guild windows.
+        Keeps the maps as large as the last minute's askers, not every user ever seen."""
+        self._last = {u: t for u, t in self._last.items() if now - t < self.cooldown or u in self._busy}
+        for gid in [g for g, w in self._guild.items() if not w or now - w[-1][0] >= WINDOW]:
+            del self._guild[gid]
 
     def acquire(self, user_id: int, guild_id: int | None) -> Decision:
         """Accept (and count) a question, or say why not and for how long."""
         now = self.clock()
+        self._calls += 1
+        if self._calls % PRUNE_EVERY == 0:
+            self._prune(now)
         if user_id in self._busy:
             return Decision(False, 0.0, "busy")
         last = self._last.get(user_id)

@@ -12,6 +12,8 @@ import re
 
 import discord
 
+from bot.knowledge.collections import SHARED, SHARED_MARK
+
 from .render import NO_MENTIONS, render_context
 
 log = logging.getLogger("briefbot.discord")
@@ -32,18 +34,22 @@ class SourcesButton(discord.ui.DynamicItem[discord.ui.Button], template=r"bb:src
     async def callback(self, interaction: discord.Interaction) -> None:
         bot = interaction.client
         await interaction.response.defer(ephemeral=True, thinking=True)
-        record = bot.store.get(self.answer_id)  # type: ignore[attr-defined]
+        scope = str(interaction.guild_id or "")
+        record = await asyncio.to_thread(bot.store.get, self.answer_id, scope)  # type: ignore[attr-defined]
         if record is None:
             await interaction.followup.send("I no longer have that answer on record.", ephemeral=True,
                                             allowed_mentions=NO_MENTIONS)
             return
-        engine = bot.engine  # type: ignore[attr-defined]
+        collections = bot.collections  # type: ignore[attr-defined]
+        own = bot.collection_name(interaction.guild_id)  # type: ignore[attr-defined]
 
         def contexts():
             out = []
             for c in record.citations:
+                name = SHARED if own is None or c.title.endswith(SHARED_MARK) else own
                 try:
-                    out.append(engine.context(c.sentence_id, 2))
+                    with collections.using(name) as engine:
+                        out.append(engine.context(c.sentence_id, 2))
                 except Exception:  # the sentence left the index since: show it alone
                     log.warning("context lookup failed answer=%s sentence=%s", self.answer_id, c.sentence_id)
                     out.append([])
@@ -73,7 +79,8 @@ class FeedbackButton(discord.ui.DynamicItem[discord.ui.Button], template=r"bb:fb
     async def callback(self, interaction: discord.Interaction) -> None:
         verdict = "helpful" if self.verdict == "up" else "not_helpful"
         entry = await asyncio.to_thread(
-            interaction.client.store.record_feedback, self.answer_id, interaction.user.id, verdict  # type: ignore[attr-defined]
+            interaction.client.store.record_feedback, self.answer_id, interaction.user.id, verdict,  # type: ignore[attr-defined]
+            str(interaction.guild_id or ""),
         )
         if entry is None:
             text = "I no longer have that answer on record, so I couldn't save your feedback."
