@@ -11,6 +11,7 @@ inference is a dot product in plain Python, so answering needs neither sklearn n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -240,14 +241,15 @@ def feature_names() -> list[str]:
     names += ["overlap", "all_in_question", "some_in_question", "log_dist", "no_anchor", "nearest_of_kind",
               "anchor_share", "log_len", "sentence_start", "head_next", "head_inside", "same_kind_count",
               "has_digit", "the_prefix", "after_anchor", "in_parens", "anchor_right_after", "anchor_right_before",
-              "lower_first"]
+              "lower_first", "modifies_next_name", "after_name_and_role", "anchors_before_4", "anchors_after_4"]
     names += [f"q={q}&{f}" for q in QTYPES for f in _PER_TYPE]
     return names + ["bias"]
 
 
 # Generic features that also get a copy per question type, so "who" can weigh them its own way.
 _PER_TYPE = ("the_prefix", "log_dist", "after_anchor", "anchor_right_after", "anchor_right_before",
-             "log_len", "sentence_start", "overlap", "some_in_question", "all_in_question")
+             "log_len", "sentence_start", "overlap", "some_in_question", "all_in_question",
+             "modifies_next_name", "after_name_and_role", "anchors_before_4", "anchors_after_4")
 
 
 def features(question: str, qtype: str, head: str, text: str, cands: list[Candidate]) -> list[list[float]]:
@@ -276,6 +278,7 @@ def features(question: str, qtype: str, head: str, text: str, cands: list[Candid
     names = feature_names()
     pos = {n: i for i, n in enumerate(names)}
     for j, c in enumerate(cands):
+        lo, hi = spans_tok[j]
         v = [0.0] * len(names)
         v[pos[f"q={qtype}&k={c.kind}"]] = 1.0
         words = _content(c.text)
@@ -308,10 +311,18 @@ def features(question: str, qtype: str, head: str, text: str, cands: list[Candid
         v[pos["the_prefix"]] = float(c.text.lower().startswith("the "))
         v[pos["after_anchor"]] = float(any(i < spans_tok[j][0] for i in anchors))
         v[pos["in_parens"]] = float(before.endswith("("))
-        lo, hi = spans_tok[j]
         v[pos["anchor_right_after"]] = float(any(hi < i <= hi + 2 for i in anchors))
         v[pos["anchor_right_before"]] = float(any(lo - 2 <= i < lo for i in anchors))
         v[pos["lower_first"]] = float(c.text[:1].islower())
+        # "White House spokesperson John Kirby": the first name qualifies the second, which is who.
+        propers = [k for k in cands if k.kind == "proper"]
+        v[pos["modifies_next_name"]] = float(c.kind == "proper" and any(
+            k.start > c.end and re.fullmatch(r" (?:[a-z][\w\-]*(?: of)? ){1,3}", text[c.end:k.start]) for k in propers))
+        v[pos["after_name_and_role"]] = float(c.kind == "proper" and any(
+            k.end < c.start and re.fullmatch(r" (?:[a-z][\w\-]*(?: of)? ){1,3}", text[k.end:c.start]) for k in propers))
+        qn = max(1, len(qstems))
+        v[pos["anchors_before_4"]] = len({toks[i][2] for i in anchors if lo - 4 <= i < lo}) / qn
+        v[pos["anchors_after_4"]] = len({toks[i][2] for i in anchors if hi < i <= hi + 4}) / qn
         for f in _PER_TYPE:
             v[pos[f"q={qtype}&{f}"]] = v[pos[f]]
         v[pos["bias"]] = 1.0
@@ -322,7 +333,11 @@ def features(question: str, qtype: str, head: str, text: str, cands: list[Candid
 # ---- the model ---------------------------------------------------------------------------
 @lru_cache(maxsize=1)
 def load_model(path: str = str(MODEL_PATH)) -> dict:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    raw = Path(path).read_bytes()
+    recorded = Path(path).with_suffix(".sha256")
+    if recorded.is_file() and recorded.read_text().split()[0] != hashlib.sha256(raw).hexdigest():
+        raise ValueError(f"{path}: sha256 differs from {recorded.name}; rerun bench/train_spans.py")
+    data = json.loads(raw.decode("utf-8"))
     if data.get("features") != feature_names():
         raise ValueError(f"{path}: its features do not match this code; rerun bench/train_spans.py")
     return data
