@@ -45,9 +45,14 @@ def standalone(question: str, history: Sequence[Turn]) -> str:
     if not words:
         return question
     if _elliptical(words):
-        rewritten = _borrow_body(question, prev_q, previous.answer)
-        if rewritten:
-            return rewritten
+        # The most recent question whose body can be borrowed whole ("Who informed Umerov?"
+        # with no name given in its answer lacks its subject: the question before it is used).
+        for back in range(1, min(3, len(turns)) + 1):
+            turn = turns[-back]
+            q = prev_q if back == 1 else (standalone(turn.question, turns[-back - 3:-back]) if len(turns) > back else turn.question)
+            rewritten = _borrow_body(question, q, turn.answer)
+            if rewritten:
+                return rewritten
     if not set(words) & (_PERSON | _THING):
         return question
     person = _person(prev_q, previous.answer)
@@ -72,12 +77,10 @@ def _wh_phrase(question: str) -> tuple[str, str]:
         return "", q
     phrase = q[: m.start(1)].strip()
     body = m.group(1)
-    first = body.split(" ", 1)[0].lower() if body else ""
-    # "What missiles did ..." keeps its noun; "What did ..." has none: the noun belongs to the body.
-    if re.match(r"^(?:what|which) \w+$", phrase, re.IGNORECASE) and phrase.split()[1].lower() in _AUX:
+    # "Which North Korean soldiers were ...": the noun belongs to the body a new question word takes.
+    if re.match(r"^(?:what|which) \S+$", phrase, re.IGNORECASE):
         body = f"{phrase.split()[1]} {body}".strip()
         phrase = phrase.split()[0]
-    del first
     return phrase, body
 
 
@@ -89,11 +92,12 @@ def _borrow_body(question: str, prev_q: str, prev_answer: str) -> str:
     if not new_phrase or not body:
         return ""
     first = body.split(" ", 1)[0].lower()
-    if old_phrase.lower() in ("who", "what", "which") and first not in _AUX:
+    if old_phrase.lower() in ("who", "whom") and first not in _AUX:
         # The previous question asked for the subject ("Who informed Umerov?"): its answer is it.
         subject = short_of(prev_answer)
-        if subject:
-            body = f"{subject} {body}"
+        if not subject:
+            return ""
+        body = f"{subject} {body}"
     rewritten = f"{new_phrase[0].upper()}{new_phrase[1:]} {body}?"
     return rewritten
 
