@@ -66,6 +66,7 @@ class EvalResult:
             "factoid_questions": len(factoid),
             "short_answers_given": sum(bool(o.scores["short"]) for o in ans),
             "top_citation_accuracy": share(o.citation_ok for o in ans),
+            "citation_accuracy": share(o.citation_ok for o in ans),  # = top_citation_accuracy, for older readers
             "abstention_on_unanswerable": share(o.answer.abstained for o in una),
             "false_abstentions": sum(o.answer.abstained for o in ans),
             "answer_text_anywhere": share(o.scores["anywhere_ok"] for o in ans),

@@ -94,8 +94,6 @@ class Answer:
             "latency_ms": round(self.latency_ms, 2),
             "answerer": self.answerer,
         }
-        if self.short_answer:
-            data["short_answer"] = self.short_answer
         if self.understood_as:
             data["understood_as"] = self.understood_as
         if self.closest is not None:

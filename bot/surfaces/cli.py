@@ -151,7 +151,7 @@ def cmd_eval(args) -> int:
     for o in result.failures():
         print(f"miss {o.id}: {o.question}\n     -> {o.answer.answer[:200]}")
     for key, value in metrics.items():
-        print(f"{key:30} {value}")
+        print(f"{key:28} {value}")
     print("(answer_accuracy: gold in the short answer, else in the top quote; short answers count only the text "
           "before the first quote; answer_text_anywhere is the old lenient figure, quotes included)")
     return 0
