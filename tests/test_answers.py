@@ -35,11 +35,9 @@ def test_when_was_umerov_informed(briefing_engine, briefing_version):
 
 
 @pytest.mark.parametrize("question, short, evidence", [
-    ("Who told reporters about the North Korean soldiers docking in Russia?", "John Kirby", "John Kirby told reporters"),
     ("How many North Korean forces were in Kursk?", "as many as 8,000", "8,000 North Korean forces"),
     ("Which British weapons were fired into Russia?", "", "Storm Shadow cruise missiles"),
     # a role names its holder: the name next to the whole role, not next to a part of it
-    ("Who is the US secretary of state?", "Antony Blinken", "secretary of state Antony Blinken"),
     ("Who is the Ukrainian minister of defence?", "Rustem Umerov", "minister of defence Rustem Umerov"),
     ("Who is Nato's secretary-general?", "Mark Rutte", "secretary-general Mark Rutte"),
     # a name asks for the role: the sentence that gives it, no other name put first
@@ -54,6 +52,23 @@ def test_typed_answers(briefing_engine, question, short, evidence):
     assert_verbatim(briefing_engine, answer)
 
 
+@pytest.mark.parametrize("question, right, wrong, evidence", [
+    # the organisation before a role is not who: "White House spokesperson John Kirby"
+    ("Who told reporters about the North Korean soldiers docking in Russia?", "John Kirby", "White House",
+     "John Kirby told reporters"),
+    ("Who did Blinken inform about the decision?", "Mark Rutte", "Antony Blinken", "Blinken informed Nato"),
+    ("Who is the US secretary of state?", "Antony Blinken", "Mark Rutte", "secretary of state Antony Blinken"),
+])
+def test_no_wrong_short_answer(briefing_engine, question, right, wrong, evidence):
+    """When the span scorer is unsure it gives no short answer, only the quote; what it gives is right."""
+    answer = briefing_engine.ask(question)
+    assert not answer.abstained
+    assert answer.short_answer in ("", right), answer.answer
+    assert not answer.answer.startswith(wrong)
+    assert evidence in answer.citations[0].text and right in answer.answer
+    assert_verbatim(briefing_engine, answer)
+
+
 @pytest.mark.parametrize("question", [
     "Who won the Super Bowl?",
     "What does an ATACMS cost?",
@@ -65,8 +80,12 @@ def test_typed_answers(briefing_engine, question, short, evidence):
 def test_abstains_when_the_briefing_does_not_say(briefing_engine, question):
     answer = briefing_engine.ask(question)
     assert answer.abstained
-    assert answer.citations == []
-    assert answer.answer.startswith(NOT_COVERED)
+    assert answer.citations == []  # the closest passage is offered, never cited as evidence
+    assert answer.answer.startswith(NOT_COVERED + ". Closest passage (not an answer): \u201c")
+    assert answer.closest is not None and answer.closest.closest
+    assert answer.closest.text in answer.answer
+    data = answer.to_json()
+    assert data["abstained"] and data["citations"] == [] and data["closest"]["not_an_answer"] is True
     assert not answer.error
 
 
@@ -83,7 +102,8 @@ def test_who_else_follow_up(briefing_engine):
     assert "Mark Rutte" in first.answer
     follow = briefing_engine.ask("Who else was told?", [Turn(first.question, first.answer)])
     assert not follow.abstained
-    assert follow.answer.startswith("Andrii Sybiha. ")  # the next person told, not the one already named
+    assert "Andrii Sybiha" in follow.citations[0].text
+    assert follow.short_answer != first.short_answer or not follow.short_answer  # not the one already named
 
 
 def test_history_junk_and_length_never_break_an_answer(briefing_engine):
@@ -162,8 +182,12 @@ def test_dev_set_abstains_on_every_unanswerable(dev_result):
 def test_dev_set_accuracy(briefing_engine, dev_result):
     metrics = dev_result.metrics()
     misses = [(o.id, o.answer.answer[:120]) for o in dev_result.failures()]
+    # honest figures: the shown answer (short answer, else the top quote) and citation [1] only
     assert metrics["answer_accuracy"] >= 0.9, misses
-    assert metrics["citation_accuracy"] >= 0.9, misses
+    assert metrics["top_citation_accuracy"] >= 0.9, misses
+    assert metrics["answer_text_anywhere"] >= metrics["answer_accuracy"]
+    given = [o for o in dev_result.outcomes if o.answerable and o.scores["short"]]
+    assert given and sum(o.scores["short_ok"] for o in given) / len(given) >= 0.75, [o.scores["short"] for o in given]
     for outcome in dev_result.outcomes:
         assert_verbatim(briefing_engine, outcome.answer)
 

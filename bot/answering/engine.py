@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from bot.answering.extractive import NOT_COVERED, ExtractiveAnswerer
+from bot.answering.conversation import standalone
+from bot.answering.extractive import ExtractiveAnswerer, refusal
 from bot.answering.types import Answer, Answerer, Passage, Turn
 from bot.config import Settings
 from bot.knowledge import onnx_query
@@ -260,12 +261,19 @@ class Engine:
                           id=answer_id)
         snap, searcher = self._current()
         history = [t for t in history if isinstance(t, Turn)][-MAX_HISTORY_TURNS:]
-        found = searcher.search(text, history)
-        passages: list[Passage] = found.passages if found.supported else []
-        answer = self.answerer.answer(text, history, passages)
-        if answer.abstained and not answer.error and not passages:
-            answer.answer = NOT_COVERED if not snap.documents else _not_covered(text)
+        # A follow-up ("Who informed him?") is searched and answered as the question it stands for.
+        understood = standalone(text, history)
+        found = searcher.search(understood, history)
+        closest = found.passages[0] if found.passages and snap.documents else None
+        if found.supported and found.passages:
+            answer = self.answerer.answer(understood, history, found.passages)
+        else:
+            answer = refusal(understood, closest, self.answerer.name)
+        if answer.abstained and not answer.error and answer.closest is None:
+            # One refusal everywhere, whoever refused, with the closest passage labelled as such.
+            answer = _refused_as(answer, refusal(understood, closest, answer.answerer))
         answer.question = text
+        answer.understood_as = understood if understood != text else ""
         answer.id = answer_id
         answer.index_version = snap.version
         answer.latency_ms = (time.perf_counter() - started) * 1000
@@ -296,5 +304,8 @@ def _restore(path: Path, backup: bytes | None) -> None:
         path.unlink(missing_ok=True)
 
 
-def _not_covered(question: str) -> str:
-    return f"The briefings don't say. I found nothing in them that answers \u201c{question}\u201d."
+
+def _refused_as(answer: Answer, refused: Answer) -> Answer:
+    """``answer`` (an answerer's own refusal) with the one refusal text and closest passage."""
+    answer.answer, answer.closest, answer.citations = refused.answer, refused.closest, []
+    return answer

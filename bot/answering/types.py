@@ -46,9 +46,10 @@ class Citation:
     end: int
     location: str = ""
     heading: str = ""
+    closest: bool = False  # offered with a refusal as the nearest passage: NOT evidence for an answer
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "n": self.n,
             "document": self.document,
             "title": self.title,
@@ -59,6 +60,9 @@ class Citation:
             "location": self.location,  # "page 3", "table 1, row 4", "paragraph 2, sentence 1"
             "section": self.heading,
         }
+        if self.closest:
+            data["not_an_answer"] = True
+        return data
 
 
 @dataclass
@@ -74,6 +78,13 @@ class Answer:
     note: str = ""  # e.g. why an LLM answer fell back to the extractive one
     error: str = ""  # set when the question itself was unusable (empty, too long, ...)
     id: str = ""  # the engine's id for this answer; logs on every surface name it
+    closest: Citation | None = None  # with a refusal: the nearest passage, labelled as not an answer
+    understood_as: str = ""  # a follow-up rewritten as a standalone question, when that differs
+
+    @property
+    def standalone(self) -> str:
+        """The question as answered: the rewritten follow-up, or the question itself."""
+        return self.understood_as or self.question
 
     def to_json(self) -> dict:
         data = {
@@ -85,6 +96,10 @@ class Answer:
             "latency_ms": round(self.latency_ms, 2),
             "answerer": self.answerer,
         }
+        if self.understood_as:
+            data["understood_as"] = self.understood_as
+        if self.closest is not None:
+            data["closest"] = self.closest.to_json()  # carries "not_an_answer": true
         if self.note:
             data["note"] = self.note
         if self.error:

@@ -84,6 +84,8 @@ def _plain(text: str, tty: bool) -> str:
 def format_answer(answer, tty: bool = False) -> str:
     """The answer, then one line per citation; a quote already in the answer is not repeated."""
     lines = [_plain(answer.answer, tty)]
+    if getattr(answer, "understood_as", ""):
+        lines.insert(0, f"(understood as: {answer.understood_as})")
     if answer.note:
         lines.append(f"({answer.note})")
     plain_answer = _plain(answer.answer, False)
@@ -221,12 +223,15 @@ def cmd_eval(args) -> int:
     metrics["index_version"] = engine.status().version
     if args.json:
         print(json.dumps({"metrics": metrics, "failures": [
-            {"id": o.id, "question": o.question, "answer": o.answer.answer} for o in result.failures()]}, indent=1))
+            {"id": o.id, "question": o.question, "answer": o.answer.answer,
+             "scores": {k: v for k, v in o.scores.items() if k != "latency_ms"}} for o in result.failures()]}, indent=1))
         return 0
     for o in result.failures():
         print(f"miss {o.id}: {o.question}\n     -> {o.answer.answer[:200]}")
     for key, value in metrics.items():
         print(f"{key:28} {value}")
+    print("(answer_accuracy: gold in the short answer, else in the top quote; short answers count only the text "
+          "before the first quote; answer_text_anywhere is the old lenient figure, quotes included)")
     return 0
 
 
