@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import re
 import sys
-import time
 from pathlib import Path
 
 EXAMPLE = 'briefbot ask "When was Umerov informed?"'
