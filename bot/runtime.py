@@ -33,11 +33,22 @@ def configure(verbose: bool = False, log_level: str | None = None) -> None:
     if not root.handlers:
         logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root.setLevel(level)
+    # Some libraries set their own logger's level when imported (bm25s: DEBUG), after this
+    # runs; a filter on the handlers holds whatever they do.
+    for handler in root.handlers:
+        if not any(isinstance(f, _QuietFilter) for f in handler.filters):
+            handler.addFilter(_QuietFilter())
     # Our own warnings are shown as one-line messages by the CLI; the log repeats them only with -v.
     logging.getLogger("bot").setLevel(logging.INFO if verbose else max(level, logging.ERROR))
     for name, quiet in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(max(quiet, level))
     _configured = True
+
+
+class _QuietFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        top = record.name.split(".", 1)[0]
+        return record.levelno >= QUIET_LOGGERS.get(top, logging.NOTSET)
 
 
 def configure_torch(torch) -> None:

@@ -286,3 +286,19 @@ def test_readme_first_command_installs_cpu_torch_and_documents_formats():
     assert "--extra-index-url https://download.pytorch.org/whl/cpu" in first and "briefbot ask" in first
     assert '{"question": "Who informed Umerov?", "history"' in readme  # the --jsonl line format
     assert "briefbot eval" in readme and '"answers"' in readme  # the eval file format
+
+
+def test_runtime_settings_are_applied_once_and_hold_against_chatty_libraries():
+    import logging
+
+    from bot import runtime
+
+    runtime.configure()
+    runtime.configure()  # idempotent: one filter per handler
+    assert runtime.is_configured() and os.environ["HF_HUB_OFFLINE"] == "1"
+    handlers = logging.getLogger().handlers
+    assert handlers and all(sum(isinstance(f, runtime._QuietFilter) for f in h.filters) == 1 for h in handlers)
+    logging.getLogger("bm25s").setLevel(logging.DEBUG)  # what bm25s does when imported
+    debug = logging.LogRecord("bm25s", logging.DEBUG, __file__, 1, "Building index from tokens", None, None)
+    warning = logging.LogRecord("bm25s", logging.WARNING, __file__, 1, "real problem", None, None)
+    assert all(not h.filter(debug) and h.filter(warning) for h in handlers)

@@ -25,7 +25,7 @@ import bot.knowledge.build as build_module
 import bot.knowledge.store as store
 from bot.knowledge.build import BuildBusy, build_index
 from bot.knowledge.store import IndexCorrupt, IndexMissing, load_snapshot
-from conftest import BRIEFING_NAME, EXTRA_MD, REPO, UMEROV_SENTENCE_START, clean_env, run_briefbot, tmp_leftovers
+from conftest import BRIEFING_NAME, EXTRA_MD, REPO, UMEROV_SENTENCE_START, clean_env, run_briefbot, tmp_leftovers, write_docs
 
 UMEROV = "When was Umerov informed?"
 

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import re
 import sys
-import time
 from pathlib import Path
 
 from bot.ingest.names import display_name
