@@ -356,7 +356,8 @@ def _max_rss_mb_of(code: str, timeout: float = 120) -> tuple[str, float]:
     import subprocess
     import sys
 
-    probe = code + "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    # VmHWM belongs to this process's own memory map (ru_maxrss can carry the parent's peak over exec).
+    probe = code + ("\nimport re; print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]) // 1024)")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-2000:]
     *out, rss = done.stdout.strip().splitlines()
