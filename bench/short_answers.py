@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bot.answering.spans import FACTOID, question_type, short_answer  # noqa: E402
-from train_spans import oracle_rows  # noqa: E402
+from train_spans import gold, oracle_rows  # noqa: E402
 
 OLD_COMMIT = "15ae1cd"  # the answerer before issue 9
 DEV_FILES = [ROOT.parent / "shared" / "eval" / "dev_briefing.jsonl", ROOT / "bench" / "data" / "extra_dev.jsonl"]
@@ -58,7 +58,7 @@ def score(rows: list[dict], answer) -> dict:
     by: dict[str, list[tuple[bool, bool]]] = {}
     for r in rows:
         short = answer(r["question"], r["sentence"])
-        ok = bool(short) and any(a.lower() in short.lower() for a in r["answers"])
+        ok = bool(short) and any(gold(a).lower() in short.lower() for a in r["answers"])
         t = question_type(r["question"])[0]
         by.setdefault(t, []).append((bool(short), ok))
 
@@ -78,16 +78,28 @@ def new_answer(question: str, sentence: str) -> str:
     return short_answer(question, sentence)[0]
 
 
-def old_module():
-    """The previous extractive.py, loaded from git (it imports the old search helpers)."""
-    src = subprocess.run(["git", "show", f"{OLD_COMMIT}:bot/answering/extractive.py"], cwd=ROOT,
+def _from_git(name: str, path: str, replace: dict[str, str] | None = None):
+    src = subprocess.run(["git", "show", f"{OLD_COMMIT}:{path}"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
-    path = Path(tempfile.mkdtemp()) / "old_extractive.py"
-    path.write_text(src, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("old_extractive", path)
+    for a, b in (replace or {}).items():
+        src = src.replace(a, b)
+    file = Path(tempfile.mkdtemp()) / f"{name}.py"
+    file.write_text(src, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(name, file)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def old_module():
+    """The previous extractive.py with the search and term helpers of its own commit, all
+    loaded from git, so the comparison holds whatever the current search module looks like."""
+    _from_git("old_terms", "bot/knowledge/terms.py")
+    _from_git("old_search", "bot/knowledge/search.py", {"from bot.knowledge.terms import": "from old_terms import"})
+    return _from_git("old_extractive", "bot/answering/extractive.py", {
+        "from bot.knowledge.search import": "from old_search import",
+        "from bot.knowledge.terms import": "from old_terms import"})
 
 
 def old_answer(mod):

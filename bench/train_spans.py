@@ -51,7 +51,12 @@ def oracle_rows(qa_dir: Path, split: str, datasets=DATASETS) -> list[dict]:
 def label(cand_text: str, answers: list[str]) -> int:
     """A candidate is right when it holds a gold answer and is not much longer than it."""
     low = cand_text.lower()
-    return int(any(a.lower() in low and len(cand_text.split()) <= len(a.split()) + 4 for a in answers))
+    return int(any(a.lower() in low and len(cand_text.split()) <= len(a.split()) + 4 for a in map(gold, answers)))
+
+
+def gold(answer: str) -> str:
+    """A gold span without the sentence's full stop it sometimes carries ("Paris.")."""
+    return answer.strip().rstrip(".,;:").strip() or answer
 
 
 def matrix(rows: list[dict]):

@@ -83,3 +83,13 @@ def test_a_topic_switch_is_not_a_follow_up(briefing_engine):
     assert second.understood_as == ""
     assert "understood_as" not in second.to_json()
     assert "Storm Shadow" in second.citations[0].text
+
+
+def test_surfaces_show_what_a_follow_up_was_understood_as(briefing_engine):
+    from bot.surfaces.cli import format_answer
+    from bot.surfaces.discord.render import render_answer
+
+    _first, second = converse(briefing_engine, "When was Umerov informed?", "Who informed him?")
+    assert format_answer(second).startswith("(understood as: Who informed Umerov?)\n")
+    [main, *_rest] = render_answer(second, answer_id="a1")[0].embeds
+    assert any(f.name == "Understood as" and f.value == "Who informed Umerov?" for f in main.fields)

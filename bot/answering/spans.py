@@ -140,9 +140,10 @@ _MONEY = re.compile(
     rf"(?:(?<![\w$])(?:US|A|C|NZ|HK)?[$£€¥₹]\s?\d[\d,]*(?:\.\d+)?(?:\s?{_SCALE}\b)?"
     rf"|\b\d[\d,]*(?:\.\d+)?(?:\s{_SCALE})?\s(?:dollars|pounds|euros|yen|yuan|rupees|francs|marks|cents|pence|USD|GBP|EUR)\b)",
 )
-_CAP = r"(?:[A-Z][\w'’\-]*|[A-Z]\.(?:[A-Z]\.)*|\d+(?:st|nd|rd|th)?)"
-_CONNECT = r"(?: (?:of|of the|de|del|da|di|du|van|von|der|den|la|le|al|bin|and the|for|for the|on|in|upon|y)(?= [A-Z]))"
-_PROPER = re.compile(rf"\b(?:[Tt]he )?[A-Z][\w'’\-]*(?:\.)?(?:(?:{_CONNECT})? {_CAP})*")
+_UP = "A-ZÀ-ÖØ-Þ"
+_CAP = rf"(?:[{_UP}][\w'’\-]*|[{_UP}]\.(?:[{_UP}]\.)*|\d+(?:st|nd|rd|th)?)"
+_CONNECT = rf"(?: (?:of|of the|de|del|da|di|du|van|von|der|den|la|le|al|bin|for|for the|upon|y)(?= [{_UP}]))"
+_PROPER = re.compile(rf"\b(?:[Tt]he )?[{_UP}][\w'’\-]*(?:\.)?(?:(?:{_CONNECT})? {_CAP})*")
 _LOC_PREP = {"in", "at", "to", "from", "near", "into", "inside", "across", "outside", "throughout", "within"}
 _PREPS = ("in", "at", "on", "to", "from", "by", "of", "during", "since", "until", "for", "with", "near", "into")
 
@@ -190,9 +191,9 @@ def candidates(text: str) -> list[Candidate]:
         add("proper", a, b)
         propers.append((a, b))
     for (a, b), (c, d) in zip(propers, propers[1:]):
-        # "in Houston, Texas": a place and the larger place it lies in, as one answer
-        if text[b:c] == ", " and re.search(r"\b(?:in|at|from|near)\s+$", text[max(0, a - 6):a]) \
-                and not re.match(r",? (?:and|or)\b", text[d:d + 6]):
+        # "Houston, Texas": a place and the larger place it lies in, as one answer (a list's
+        # first two items look the same: the "comma_joined" feature lets the model tell)
+        if text[b:c] == ", " and not re.match(r",? (?:and|or)\b", text[d:d + 6]):
             add("proper", a, d)
     return found
 
@@ -241,7 +242,7 @@ def feature_names() -> list[str]:
     names += ["overlap", "all_in_question", "some_in_question", "log_dist", "no_anchor", "nearest_of_kind",
               "anchor_share", "log_len", "sentence_start", "head_next", "head_inside", "same_kind_count",
               "has_digit", "the_prefix", "after_anchor", "in_parens", "anchor_right_after", "anchor_right_before",
-              "lower_first", "modifies_next_name", "after_name_and_role", "anchors_before_4", "anchors_after_4"]
+              "lower_first", "modifies_next_name", "after_name_and_role", "anchors_before_4", "anchors_after_4", "comma_joined"]
     names += [f"q={q}&{f}" for q in QTYPES for f in _PER_TYPE]
     return names + ["bias"]
 
@@ -249,7 +250,7 @@ def feature_names() -> list[str]:
 # Generic features that also get a copy per question type, so "who" can weigh them its own way.
 _PER_TYPE = ("the_prefix", "log_dist", "after_anchor", "anchor_right_after", "anchor_right_before",
              "log_len", "sentence_start", "overlap", "some_in_question", "all_in_question",
-             "modifies_next_name", "after_name_and_role", "anchors_before_4", "anchors_after_4")
+             "modifies_next_name", "after_name_and_role", "anchors_before_4", "anchors_after_4", "comma_joined")
 
 
 def features(question: str, qtype: str, head: str, text: str, cands: list[Candidate]) -> list[list[float]]:
@@ -320,6 +321,7 @@ def features(question: str, qtype: str, head: str, text: str, cands: list[Candid
             k.start > c.end and re.fullmatch(r" (?:[a-z][\w\-]*(?: of)? ){1,3}", text[c.end:k.start]) for k in propers))
         v[pos["after_name_and_role"]] = float(c.kind == "proper" and any(
             k.end < c.start and re.fullmatch(r" (?:[a-z][\w\-]*(?: of)? ){1,3}", text[k.end:c.start]) for k in propers))
+        v[pos["comma_joined"]] = float(c.kind == "proper" and ", " in c.text)
         qn = max(1, len(qstems))
         v[pos["anchors_before_4"]] = len({toks[i][2] for i in anchors if lo - 4 <= i < lo}) / qn
         v[pos["anchors_after_4"]] = len({toks[i][2] for i in anchors if hi < i <= hi + 4}) / qn

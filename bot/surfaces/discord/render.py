@@ -167,6 +167,8 @@ def render_answer(answer: Answer, *, answer_id: str, built_at: str = "") -> list
         embed = discord.Embed(title="Not covered by the briefings", color=COLOR_ABSTAIN,
                               description=clip(escape(text), DESCRIPTION_MAX))
         embed.set_footer(text=footer_text(answer, built_at, answer_id))
+        if getattr(answer, "understood_as", ""):
+            embed.add_field(name="Understood as", value=clip(escape(answer.understood_as), FIELD_VALUE_MAX), inline=False)
         return [Outgoing(embeds=[embed])]
 
     # The answer is the engine's own text (its **bold** is meant); only masked links are defused,
@@ -176,6 +178,8 @@ def render_answer(answer: Answer, *, answer_id: str, built_at: str = "") -> list
         description = f"**{escape(answer.short_answer)}**\n\n{description}"
     main = discord.Embed(title="Answer", color=COLOR_ANSWER, description=clip_answer(description, DESCRIPTION_MAX))
     main.set_footer(text=footer_text(answer, built_at, answer_id))
+    if getattr(answer, "understood_as", ""):
+        main.add_field(name="Understood as", value=clip(escape(answer.understood_as), FIELD_VALUE_MAX), inline=False)
     if answer.note:
         main.add_field(name="Note", value=clip(escape(answer.note), FIELD_VALUE_MAX), inline=False)
     packer = _Packer()
