@@ -93,9 +93,8 @@ def test_cli_collection_flag_picks_the_folders(tmp_path, monkeypatch):
     assert s.documents_dir == Path("d") / "777" and s.index_dir == Path("i") / "777" and s.collection == "777"
 
 
-def test_health_reads_the_heartbeat(tmp_path, capsys, monkeypatch):
+def test_health_reads_the_heartbeat(tmp_path, capsys, monkeypatch, cli_main):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BRIEFBOT_FEEDBACK_PATH", raising=False)
     s = settings(tmp_path)
     ok, line = check(s)
     assert not ok and "no heartbeat" in line
@@ -106,12 +105,11 @@ def test_health_reads_the_heartbeat(tmp_path, capsys, monkeypatch):
     beat.write_text(json.dumps({"at": time.time() - 600, "connected": True}))
     ok, line = check(s)
     assert not ok and "ago" in line
-    assert cli.main(["health", "--env-file", str(tmp_path / "none.env")]) == 1
+    assert cli_main(["health"]) == 1
     beat.write_text(json.dumps({"at": time.time(), "connected": True, "in_flight": 0}))
-    code = cli.main(["health", "--env-file", str(tmp_path / "none.env")])
-    assert code == 0  # data/health.json in this folder is fresh
+    assert cli_main(["health"]) == 0  # data/health.json in this folder is fresh
     assert "healthy" in capsys.readouterr().out
-    assert cli.main(["health", "--collection", "x"]) == 1  # serve/health take no --collection
+    assert cli_main(["health", "--collection", "x"]) == 1  # serve/health take no --collection
     assert "--collection is for" in capsys.readouterr().err
 
 

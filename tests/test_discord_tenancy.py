@@ -248,7 +248,10 @@ async def test_sigterm_with_a_question_in_flight_delivers_it_and_exits_0(fake, t
     try:
         await fake.wait_until(lambda: fake.commands.get(fake.guild_id), 120)
         await fake.wait_connected(60)
-        await asyncio.sleep(0.5)
+        # a first question loads the model and the server's index (slow on a busy machine) ...
+        warm = await fake.slash(fake.user("early"), "ask", {"question": "Where did North Korean soldiers deploy?"})
+        await warm.wait_answer(timeout=180)
+        # ... the second one is in flight (held 3 s) when SIGTERM arrives
         inter = await fake.slash(fake.user("late"), "ask", {"question": "What did Biden drop his opposition to?"})
         await inter.wait(lambda i: i.callback is not None, 30)
         proc.send_signal(15)
