@@ -246,9 +246,17 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--skip-ablation", action="store_true")
     ap.add_argument("--train-features-only", action="store_true", help="build and cache the train features, then stop")
+    ap.add_argument("--no-synonyms", action="store_true",
+                    help="ablation: fold no synonyms in bot.knowledge.terms (use a --work of its own)")
     ap.add_argument("--val-features-only", action="store_true", help="build and cache the val features, then stop")
     args = ap.parse_args()
     from bot.knowledge.embed import Encoder
+
+    if args.no_synonyms:
+        from bot.knowledge import terms as terms_module
+
+        terms_module._CANON.clear()
+        terms_module._stem.cache_clear()
 
     from bot.knowledge import onnx_query
 
