@@ -100,12 +100,11 @@ def val_quality(work: Path, limit: int | None) -> tuple[dict, list[float]]:
     return table, [r["ms"] for r in recs]
 
 
-def dev_quality() -> dict:
+def dev_quality(work: Path) -> dict:
     from bot.answering.engine import Engine
     from bot.answering.evaluate import read_rows, run_eval
     from bot.config import Settings
 
-    work = Path("/work/data/rank")
     engine = Engine(Settings(documents_dir=ROOT / "documents", index_dir=work / "brief_index"))
     out = {}
     for f in DEV_FILES:
@@ -157,7 +156,7 @@ def main() -> None:
     ap.add_argument("--skip-val", action="store_true")
     args = ap.parse_args()
     val, lat = ({}, []) if args.skip_val else val_quality(args.work, args.limit)
-    dev = dev_quality()
+    dev = dev_quality(args.work)
     result = {"val": val, "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1) if lat else None,
                                          "p95": round(float(np.percentile(lat, 95)), 1) if lat else None},
               "dev": dev}
