@@ -28,7 +28,7 @@ def settings(tmp: Path, **kw) -> Settings:
 
 
 def test_default_layout_and_mapping(tmp_path):
-    s = settings(tmp_path, collections=f"team=/srv/t/docs:/srv/t/idx")
+    s = settings(tmp_path, collections="team=/srv/t/docs:/srv/t/idx")
     assert resolve(s, "123").documents_dir == tmp_path / "documents" / "123"
     assert resolve(s, "123").index_dir == tmp_path / "index" / "123"
     assert resolve(s, "team").documents_dir == Path("/srv/t/docs")

@@ -113,7 +113,7 @@ _DATE = re.compile(
         rf"\b(?:{_PART}[- ])?{_MONTH}(?: \d{{1,2}}(?:st|nd|rd|th)?)?(?:,? {_YEAR})?\b",
         rf"\b\d{{1,2}}(?:st|nd|rd|th)? (?:of )?{_MONTH}(?:,? {_YEAR})?\b",
         rf"\b(?:(?:the )?(?:early|mid|late)[- ])?(?:\d{{1,2}}(?:st|nd|rd|th)|{_ORD_WORDS}) (?:century|millennium){_ERA}?",
-        rf"\b(?:the )?(?:early |mid-|mid |late )?\d{{2,4}}0s\b",
+        r"\b(?:the )?(?:early |mid-|mid |late )?\d{2,4}0s\b",
         rf"\b(?:{_YEAR}{_ERA}|\d{{1,2}}{_ERA}|{_YEAR})(?:\s?(?:–|-|—|to|and)\s?{_YEAR}{_ERA}?)?\b",
         r"\b\d{1,2}(?::\d{2})?\s?(?:a\.m\.|p\.m\.|am|pm)(?![\w])|\b\d{1,2}:\d{2}\b|\b(?:noon|midnight)\b",
         rf"\b{_DAYNAME}\b",

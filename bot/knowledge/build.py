@@ -474,7 +474,6 @@ def _assemble(encoder: Encoder, docs: list[_DocRows]) -> IndexSnapshot:
         bm25 = bm25s.BM25()
         bm25.index([list(_keyword_terms(h, t)) for h, t in zip(table.headings, table.texts)], show_progress=False)
     content_key = hashlib.sha1("".join(r.content_hash for r in records).encode()).hexdigest()
-    n = index.ntotal
     stored = index_vectors(index)  # FAISS's copy, kept alive by the array itself; ours is freed
     return IndexSnapshot(
         version=new_version_name(content_key),

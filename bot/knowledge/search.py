@@ -11,7 +11,6 @@ instead of quoting the nearest sentence.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -28,15 +27,6 @@ CANDIDATES = 40  # from each of dense and keyword search
 RRF_K = 60
 _FOLLOWUP_WORDS = {"that", "it", "this", "those", "these", "they", "them", "he", "she", "him", "her", "his",
                    "there", "then", "else", "other", "another", "also", "same", "its", "their"}
-_PURPOSE = re.compile(r"^why\b|\b(?:purpose|reason|aim|goal|intention|motive|rationale)\b", re.IGNORECASE)
-
-
-def __getattr__(name: str):
-    # Compatibility for bot/answering/extractive.py: passage scores are now ranker
-    # probabilities, and SUPPORT is the answerability threshold on the same 0..1 scale.
-    if name == "SUPPORT":
-        return default_model().threshold
-    raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -277,17 +267,3 @@ class Searcher:
         doc = self.snap.sentences.doc
         rows = [r for r in range(row - radius, row + radius + 1) if 0 <= r < self._n and doc[r] == doc[row]]
         return [self.passage(r) for r in rows]
-
-
-_FOCUS = re.compile(
-    r"^(?:what|who|which)(?:'s| is| was| are| were)(?: the| a| an)? ((?:[\w\-]+ ){0,2}?[\w\-]+?)(?: (?:of|for|in|at|on|to|by|from)\b|\?|$)",
-    re.IGNORECASE,
-)
-
-
-def focus_terms(question: str) -> frozenset[str]:
-    """The thing a "what is the X of ..." / "who is the X" question asks for, as terms."""
-    m = _FOCUS.match(question.strip())
-    if not m or _PURPOSE.search(m.group(1)):  # a purpose is stated in a clause, not a word
-        return frozenset()
-    return frozenset(terms(m.group(1)))

@@ -118,7 +118,7 @@ class AskCog(commands.Cog):
     @app_commands.command(name="ask", description="Ask a question about the briefings")
     @app_commands.describe(question="What you want to know; the answer quotes the briefings word for word")
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
-        bot, user = self.bot, interaction.user
+        bot = self.bot
         if not bot.accepting:
             await interaction.response.send_message(STOPPING, ephemeral=True, allowed_mentions=NO_MENTIONS)
             return
