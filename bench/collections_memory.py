@@ -32,7 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from bench.corpus import bbc_articles  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.knowledge.collections import Collections  # noqa: E402
+from bot.answering.collections import Collections  # noqa: E402
 
 
 def rss_mb() -> float:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.knowledge.collections import (SHARED, SHARED_MARK, Collections, UnknownCollection, parse_mapping,
+from bot.answering.collections import (SHARED, SHARED_MARK, Collections, UnknownCollection, parse_mapping,
                                        resolve)
 from bot.surfaces import cli
 from bot.surfaces.discord.health import check

@@ -238,7 +238,7 @@ async def test_sigterm_with_a_question_in_flight_delivers_it_and_exits_0(fake, t
            "BRIEFBOT_LOG_LEVEL": "INFO"}
     # the server's index is built beforehand (as an operator would with `briefbot index --collection`)
     from bot.answering.engine import Engine
-    from bot.knowledge.collections import settings_for as col_settings
+    from bot.answering.collections import settings_for as col_settings
 
     Engine(col_settings(settings_for(tmp_path, shared_engine(), documents_dir=tmp_path / "documents",
                                      index_dir=tmp_path / "index"), fake.guild_id),

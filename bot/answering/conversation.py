@@ -12,10 +12,19 @@ so a change of topic stays a new question.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Sequence
 
 from bot.answering.spans import candidates, question_type
-from bot.answering.types import Turn
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation, oldest first in a history."""
+
+    question: str
+    answer: str
+
 
 _WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
 _WH = ("what", "when", "where", "who", "whom", "whose", "which", "how", "why")

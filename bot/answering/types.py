@@ -9,30 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, Sequence
 
-
-@dataclass(frozen=True)
-class Turn:
-    """One earlier exchange of a conversation, oldest first in a history."""
-
-    question: str
-    answer: str
-
-
-@dataclass(frozen=True)
-class Passage:
-    """A retrieved source sentence with the context an answerer may use."""
-
-    sentence_id: str
-    document: str  # file name inside documents/
-    title: str
-    text: str  # exactly the stored sentence, character for character
-    start: int  # offsets into the document's normalized text
-    end: int
-    heading: str  # section heading the sentence sits under ("" if none)
-    location: str  # human-readable place, e.g. "¶12, sentence 1"
-    score: float
-    before: str = ""  # neighbouring sentences, for context only, never quoted as evidence
-    after: str = ""
+from bot.answering.conversation import Turn
+from bot.knowledge.passage import Passage
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ def skip_reason(path: Path) -> str | None:
 # --------------------------------------------------------------------------- sizes & titles
 
 
-def _size(n: float) -> str:
+def human_size(n: float) -> str:
     if n >= 1024**3:
         return f"{n / 1024**3:.1f} GB"
     if n >= MB:
@@ -156,9 +156,9 @@ def _size(n: float) -> str:
     return f"{int(n)} bytes"
 
 
-def _limit(n: float) -> str:
+def human_limit(n: float) -> str:
     """Limits read better without a trailing .0 ("20 MB limit")."""
-    return _size(n).replace(".0 ", " ")
+    return human_size(n).replace(".0 ", " ")
 
 
 _NON_DATE_DASH = re.compile(r"_|(?<!\d)-|-(?!\d)")
@@ -488,7 +488,7 @@ def check_zip(path: Path) -> None:
                 raise DocumentError(f"too many files inside the DOCX ({len(infos)} > {MAX_ZIP_ENTRIES} limit)")
             total = sum(info.file_size for info in infos)
             if total > MAX_UNZIPPED_BYTES:
-                raise DocumentError(f"expands to {_size(total)} when unzipped (zip bomb?)")
+                raise DocumentError(f"expands to {human_size(total)} when unzipped (zip bomb?)")
             for info in infos:
                 if info.file_size > MB and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
                     ratio = info.file_size / max(info.compress_size, 1)
@@ -501,7 +501,7 @@ def check_zip(path: Path) -> None:
                     while chunk := member.read(_STREAM_CHUNK):
                         budget -= len(chunk)
                         if budget < 0:
-                            raise DocumentError(f"expands to over {_limit(MAX_UNZIPPED_BYTES)} when unzipped (zip bomb?)")
+                            raise DocumentError(f"expands to over {human_limit(MAX_UNZIPPED_BYTES)} when unzipped (zip bomb?)")
     except DocumentError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
@@ -605,7 +605,7 @@ def _pdf_check(path: Path):
         drawn += size
         if size > MAX_PDF_PAGE_CONTENT or drawn > MAX_PDF_CONTENT:
             raise DocumentError(f"page {number} holds too much drawing content "
-                                f"({_size(size if size > MAX_PDF_PAGE_CONTENT else drawn)}); not indexed")
+                                f"({human_size(size if size > MAX_PDF_PAGE_CONTENT else drawn)}); not indexed")
     metadata = reader.metadata
     return _one_line(str(metadata.title)) if metadata is not None and metadata.title else ""
 
@@ -796,7 +796,7 @@ def load_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) ->
     except OSError as exc:
         raise DocumentError(f"unreadable: {exc.strerror or exc}") from None
     if size > max_bytes:
-        raise DocumentError(f"too large ({_size(size)} > {_limit(max_bytes)} limit)")
+        raise DocumentError(f"too large ({human_size(size)} > {human_limit(max_bytes)} limit)")
     if size == 0:
         raise DocumentError("empty")
     try:
@@ -804,7 +804,7 @@ def load_document(path: Path, root: Path, max_bytes: int = DEFAULT_MAX_BYTES) ->
     except OSError as exc:
         raise DocumentError(f"unreadable: {exc.strerror or exc}") from None
     if len(raw) > max_bytes:  # grew between stat and read
-        raise DocumentError(f"too large ({_size(len(raw))} > {_limit(max_bytes)} limit)")
+        raise DocumentError(f"too large ({human_size(len(raw))} > {human_limit(max_bytes)} limit)")
 
     lines: _Lines | None = None
     if suffix in TEXT_SUFFIXES:

@@ -8,7 +8,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from bot.ingest.loaders import SUPPORTED_SUFFIXES, _limit, _size
+from bot.ingest.loaders import SUPPORTED_SUFFIXES, human_limit, human_size
 
 
 # Device names Windows won't open as files (a documents folder may live on a Windows share).
@@ -72,7 +72,7 @@ def check_upload(filename: str, size: int, max_bytes: int) -> str:
     if size <= 0:
         raise UploadRefused("the file is empty")
     if size > max_bytes:
-        raise UploadRefused(f"the file is {_size(size)}; the limit is {_limit(max_bytes)}")
+        raise UploadRefused(f"the file is {human_size(size)}; the limit is {human_limit(max_bytes)}")
     return safe
 
 

@@ -28,7 +28,7 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from bot.config import Settings
-from bot.ingest.loaders import DocumentError, DocumentSkipped, _limit, _size, list_documents, load_document, skip_reason
+from bot.ingest.loaders import DocumentError, DocumentSkipped, human_limit, human_size, list_documents, load_document, skip_reason
 from bot.ingest.segment import segment
 from bot.knowledge import onnx_query
 from bot.knowledge.embed import EmbeddingCache, Encoder
@@ -227,7 +227,7 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
         try:
             size = path.stat().st_size
             if size > max_bytes:  # refused before a byte is read (hashing a huge file costs time too)
-                raise DocumentError(f"too large ({_size(size)} > {_limit(max_bytes)} limit)")
+                raise DocumentError(f"too large ({human_size(size)} > {human_limit(max_bytes)} limit)")
             digest = file_hash(path)
         except DocumentError as exc:
             report.failed.append((name, exc.reason))

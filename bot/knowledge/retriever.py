@@ -4,22 +4,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol, runtime_checkable
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 
+from bot.knowledge.search import Retrieval
+
+
+@runtime_checkable
+class Retrieves(Protocol):
+    """What the retriever needs: ``bot.answering.engine.Engine`` fits (so does a collection's)."""
+
+    def retrieve(self, question: str, history=(), k: int = 5) -> Retrieval: ...
+
 
 class BriefingRetriever(BaseRetriever):
-    """``engine`` is a ``bot.answering.engine.Engine``; ``k`` sentences come back, best first.
+    """``engine`` is anything that ``Retrieves`` (an ``Engine``); ``k`` sentences come back, best first.
 
     With ``only_supported`` (the default) an empty list means the briefings don't cover the
     question, the same judgement the answerers use.
     """
 
-    engine: Any
+    engine: Retrieves
     k: int = 5
     only_supported: bool = True
 

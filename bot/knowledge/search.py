@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import faiss
 import numpy as np
 
-from bot.answering.types import Passage, Turn
 from bot.knowledge.embed import Encoder
+from bot.knowledge.passage import Passage
 from bot.knowledge.rerank import FEATURES, RankerModel, asked_type, default_model, holds_type, question_features
 from bot.knowledge.store import IndexSnapshot
 from bot.knowledge.terms import raw_tokens, terms
+
+
+class PriorTurn(Protocol):
+    """An earlier exchange (``bot.answering.conversation.Turn`` fits): search reads no more."""
+
+    question: str
+    answer: str
 
 CANDIDATES = 40  # from each of dense and keyword search
 RRF_K = 60
@@ -197,7 +204,7 @@ class Searcher:
         return x
 
     # ---- search -----------------------------------------------------------------------
-    def search(self, question: str, history: Sequence[Turn] = (), k: int = 5) -> Retrieval:
+    def search(self, question: str, history: Sequence[PriorTurn] = (), k: int = 5) -> Retrieval:
         """Best sentences for ``question``. In a conversation, a question that leans on the last
         turn ("When did that call happen?", "and where?") is read together with the last
         question; a short one the briefings don't support on its own is also read with it."""

@@ -39,7 +39,7 @@ def _settings(args):
         return settings.with_(collection="")
     name = getattr(args, "collection", None) or settings.collection
     if name:  # one server's (or the shared) collection: its own documents/ and index/ folders
-        from bot.knowledge.collections import settings_for
+        from bot.answering.collections import settings_for
 
         settings = settings_for(settings, name)
     return settings

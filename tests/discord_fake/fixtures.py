@@ -130,7 +130,7 @@ async def make_bot(fake, tmp_path):
         if guild:
             overrides.setdefault("discord_guild_id", int(fake.guild_id))
         if collections:
-            from bot.knowledge.collections import Collections
+            from bot.answering.collections import Collections
 
             overrides.setdefault("documents_dir", tmp_path / "documents")
             overrides.setdefault("index_dir", tmp_path / "index")

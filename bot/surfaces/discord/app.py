@@ -17,7 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.knowledge.collections import SHARED, Collections
+from bot.answering.collections import SHARED, Collections
 
 from .feedback import AnswerStore
 from .ratelimit import RateLimiter

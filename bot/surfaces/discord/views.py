@@ -12,7 +12,7 @@ import re
 
 import discord
 
-from bot.knowledge.collections import SHARED, SHARED_MARK
+from bot.answering.collections import SHARED, SHARED_MARK
 
 from .render import NO_MENTIONS, render_context
 

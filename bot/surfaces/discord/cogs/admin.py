@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.ingest.uploads import UploadRefused, check_upload
-from bot.knowledge.collections import SHARED
+from bot.answering.collections import SHARED
 
 from .. import builds
 from ..builds import BuildResult

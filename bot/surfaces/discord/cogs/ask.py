@@ -13,7 +13,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.answering.types import Answer, Turn
-from bot.knowledge.collections import SHARED
+from bot.answering.collections import SHARED
 
 from ..app import STOPPING
 from ..render import NO_MENTIONS, Outgoing, clip, render_answer

@@ -1,0 +1,25 @@
+"""What a search returns for one source sentence: the sentence, where it is, and its context.
+
+It belongs to the knowledge layer (search makes it); answerers and surfaces read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved source sentence with the context an answerer may use."""
+
+    sentence_id: str
+    document: str  # file name inside documents/
+    title: str
+    text: str  # exactly the stored sentence, character for character
+    start: int  # offsets into the document's normalized text
+    end: int
+    heading: str  # section heading the sentence sits under ("" if none)
+    location: str  # human-readable place, e.g. "¶12, sentence 1"
+    score: float
+    before: str = ""  # neighbouring sentences, for context only, never quoted as evidence
+    after: str = ""
