@@ -129,7 +129,7 @@ def speed(args, model, encoder) -> dict:
 
 
 def evaluate(engine, peer: Peer, rows: list[dict], repeats: int) -> dict:
-    from bot.answering.types import Turn
+    from bot.answering.conversation import Turn
 
     ours_lat, peer_lat = [], []
     per_q = []

@@ -58,7 +58,7 @@ def probe(index: Path, documents: Path, repeats: int) -> dict:
 
     mark("python_started")
     from bot.answering.engine import Engine
-    from bot.answering.types import Turn
+    from bot.answering.conversation import Turn
     from bot.config import Settings
     from bot.knowledge.search import Searcher
 

@@ -182,14 +182,28 @@ def cli_main(monkeypatch, encoder):
     for name in list(os.environ):
         if name.startswith("BRIEFBOT_") or name == "DISCORD_TOKEN":
             monkeypatch.delenv(name)
-    bot_logger = logging.getLogger("bot")
-    level = bot_logger.level
 
     def run(argv: list[str]) -> int:
         return cli.main([*argv, "--env-file", os.devnull])
 
     yield run
-    bot_logger.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _restore_log_levels():
+    """``briefbot``'s start-up (``runtime.configure``) sets process-wide log levels and handler
+    filters, as it should in a real process; in this one test process they must not leak into
+    the next test's ``caplog``."""
+    names = ["", "bot", *logging.root.manager.loggerDict]
+    levels = {n: logging.getLogger(n).level for n in names}
+    root = logging.getLogger()
+    handlers = {h: (h.level, list(h.filters)) for h in root.handlers}
+    yield
+    for n, level in levels.items():
+        logging.getLogger(n).setLevel(level)
+    for h, (level, filters) in handlers.items():
+        h.setLevel(level)
+        h.filters[:] = filters
 
 
 def clean_env() -> dict[str, str]:

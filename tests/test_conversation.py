@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.answering.conversation import standalone
-from bot.answering.types import Turn
+from bot.answering.conversation import Turn
 from conftest import UMEROV_SENTENCE_START, assert_verbatim
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bot.answering.types import Turn
+from bot.answering.conversation import Turn
 from bot.surfaces.discord.render import unquote
 from discord_fake.fixtures import BRIEFING, RecordingEngine, engine, fake, make_bot, shared_engine  # noqa: F401
 from discord_fake.server import custom_ids, embed_text

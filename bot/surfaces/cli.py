@@ -129,7 +129,7 @@ def cmd_index(args) -> int:
 
 
 def _history(raw) -> list:
-    from bot.answering.types import Turn
+    from bot.answering.conversation import Turn
 
     turns = []
     for item in raw or []:
@@ -175,7 +175,7 @@ def cmd_ask(args) -> int:
 
 
 def cmd_chat(args) -> int:
-    from bot.answering.types import Turn
+    from bot.answering.conversation import Turn
 
     engine = _engine(args)
     _ensure_index(engine)

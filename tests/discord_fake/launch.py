@@ -14,7 +14,7 @@ import time
 
 import aiohttp
 
-from bot.knowledge import collections as collections_mod
+from bot.answering import collections as collections_mod
 from bot.surfaces import cli
 from bot.surfaces.discord import serve as serve_mod
 
