@@ -154,6 +154,13 @@ class Searcher:
         nxt = arr + 1
         has_prev = (prev >= 0) & (doc[np.clip(prev, 0, self._n - 1)] == doc[arr])
         has_next = (nxt < self._n) & (doc[np.clip(nxt, 0, self._n - 1)] == doc[arr])
+        table = self.snap.sentences.table
+        if table is not None:
+            # A table row reads on its own (its header is in it): the rows above and below are
+            # other records, not context, so they lend it neither meaning nor terms.
+            in_table = table > 0
+            has_prev &= ~in_table[arr] & ~in_table[np.clip(prev, 0, self._n - 1)]
+            has_next &= ~in_table[arr] & ~in_table[np.clip(nxt, 0, self._n - 1)]
         own = vecs[arr].astype(np.float64)
         pv = vecs[np.clip(prev, 0, self._n - 1)] * has_prev[:, None]
         nv = vecs[np.clip(nxt, 0, self._n - 1)] * has_next[:, None]
