@@ -41,7 +41,7 @@ def test_truncated_cache_is_discarded_and_rebuilt(workspace, encoder, caplog):
     assert cache_rows(path) >= len(before.sentences)  # a working cache again
     caplog.clear()
     report, _ = build_index(workspace, encoder, rebuild=True)
-    assert report.sentences_embedded == 0 and not caplog.records
+    assert report.sentences_embedded == 0 and not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_garbage_cache_file_is_discarded(workspace, encoder, caplog):
