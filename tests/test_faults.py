@@ -402,7 +402,7 @@ def test_every_index_file_is_listed_with_its_checksum(workspace):
         assert entry == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-@pytest.mark.parametrize("rel", ["sentences.faiss", "meta.sqlite", "names.json", "bm25/indptr.csc.index.npy",
+@pytest.mark.parametrize("rel", ["sentences.faiss", "meta.sqlite", "bm25/indptr.csc.index.npy",
                                  "bm25/data.csc.index.npy", "bm25/indices.csc.index.npy", "bm25/vocab.index.json",
                                  "bm25/params.index.json"])
 def test_same_size_damage_to_any_index_file_is_detected_and_rebuilt(workspace, encoder, make_engine, rel):
@@ -424,7 +424,7 @@ def test_same_size_damage_to_any_index_file_is_detected_and_rebuilt(workspace, e
 
 
 def test_every_listed_file_is_covered_by_the_same_size_test(workspace):
-    covered = {"sentences.faiss", "meta.sqlite", "names.json", "bm25/indptr.csc.index.npy", "bm25/data.csc.index.npy",
+    covered = {"sentences.faiss", "meta.sqlite", "bm25/indptr.csc.index.npy", "bm25/data.csc.index.npy",
                "bm25/indices.csc.index.npy", "bm25/vocab.index.json", "bm25/params.index.json"}
     assert set(_index_files(Path(workspace.index_dir))) <= covered
 

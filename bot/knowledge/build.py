@@ -48,7 +48,7 @@ from bot.knowledge.store import (
     remove_stale,
     write_snapshot,
 )
-from bot.knowledge.terms import proper_nouns, terms
+from bot.knowledge.terms import terms
 
 log = logging.getLogger(__name__)
 
@@ -485,6 +485,5 @@ def _assemble(encoder: Encoder, docs: list[_DocRows]) -> IndexSnapshot:
         vectors=stored,
         faiss_index=index,
         bm25=bm25,
-        names=proper_nouns(table.texts),
         pipeline=PIPELINE_VERSION,
     )

@@ -22,7 +22,7 @@ import bm25s
 import faiss
 import numpy as np
 
-FORMAT = 3  # 2: names.json; 3: sha256 of every file, pipeline version
+FORMAT = 3  # 3: sha256 of every file, pipeline version (names.json, format 2, is gone)
 # Bump when loading, normalization or segmentation changes what a document's bytes turn into:
 # a build then re-reads documents whose bytes did not change (their sentences would differ).
 PIPELINE_VERSION = 1
@@ -31,7 +31,6 @@ MANIFEST = "manifest.json"
 VECTORS = "sentences.faiss"
 META = "meta.sqlite"
 BM25_DIR = "bm25"
-NAMES = "names.json"
 
 
 # What load_snapshot needs from a manifest, and of which type.
@@ -113,7 +112,6 @@ class IndexSnapshot:
     vectors: np.ndarray  # (n, dimension) float32, L2-normalized
     faiss_index: faiss.Index
     bm25: bm25s.BM25 | None
-    names: frozenset[str] = frozenset()  # stems of proper nouns in the texts (terms.proper_nouns)
     path: Path | None = None
     pipeline: int = PIPELINE_VERSION  # the PIPELINE_VERSION that produced its sentences
 
@@ -170,7 +168,6 @@ def _write_files(tmp: Path, snap: IndexSnapshot) -> None:
     _write_meta(tmp / META, snap)
     if snap.bm25 is not None:
         snap.bm25.save(str(tmp / BM25_DIR), show_progress=False)
-    (tmp / NAMES).write_text(json.dumps(sorted(snap.names)))
     files = {}
     for path in sorted(tmp.rglob("*")):
         if path.is_file():
@@ -274,7 +271,6 @@ def load_snapshot(index_dir: Path, model: str | None = None, dimension: int | No
         del raw
         documents, table = _read_meta(folder / META)
         bm25 = bm25s.BM25.load(str(folder / BM25_DIR), show_progress=False) if (folder / BM25_DIR).is_dir() else None
-        names = frozenset(json.loads((folder / NAMES).read_text())) if (folder / NAMES).is_file() else frozenset()
     except Exception as exc:  # faiss and sqlite raise assorted types on damaged files
         raise IndexCorrupt(f"{folder.name} is damaged ({type(exc).__name__}: {exc})") from None
     n = len(table)
@@ -296,7 +292,6 @@ def load_snapshot(index_dir: Path, model: str | None = None, dimension: int | No
         vectors=vectors,
         faiss_index=index,
         bm25=bm25,
-        names=names,
         path=folder,
         pipeline=manifest.get("pipeline") if isinstance(manifest.get("pipeline"), int) else 0,
     )

@@ -73,27 +73,6 @@ def raw_tokens(text: str) -> list[str]:
     return out
 
 
-def proper_nouns(texts: list[str], min_share: float = 0.7) -> frozenset[str]:
-    """Stems of words the texts capitalise mid-sentence (nearly) every time: names, so a
-    question typed in lower case ("when was umerov informed") still knows its subject."""
-    caps: dict[str, int] = {}
-    seen: dict[str, int] = {}
-    for text in texts:
-        for i, match in enumerate(_TOKEN.finditer(text)):
-            word = match.group(0)
-            if i == 0 or not word[0].isalpha():
-                continue
-            low = word.lower()
-            seen[low] = seen.get(low, 0) + 1
-            if word[0].isupper():
-                caps[low] = caps.get(low, 0) + 1
-    out = set()
-    for low, n in caps.items():
-        if n / seen[low] >= min_share and low not in STOPWORDS:
-            out.update(terms(low))
-    return frozenset(out)
-
-
 def terms(text: str) -> list[str]:
     """Stemmed content terms (stopwords removed), in order, duplicates kept."""
     return [_stem(t) for t in raw_tokens(text) if t not in STOPWORDS]
