@@ -45,7 +45,7 @@ def instrument(encoder) -> PhaseTimer:
     import bot.knowledge.embed as embed
 
     pt = PhaseTimer()
-    for attr in ("remove_stale", "load_snapshot", "list_documents", "file_hash", "load_document",
+    for attr in ("remove_stale", "load_snapshot", "list_documents", "file_sha256", "load_document",
                  "_segment_document", "_reuse", "_fill_vectors", "_assemble", "write_snapshot", "terms"):
         pt.wrap(build, attr)
     pt.wrap(embed.EmbeddingCache, "get_many", "cache.get_many")
@@ -139,7 +139,6 @@ def paired_subset(args, encoder, articles: int, rounds: int) -> dict:
     load hits both alike; the ratio of the medians is the drift-controlled build/raw figure."""
     from bot.answering.engine import Engine
     from bot.config import Settings
-    from bot.knowledge.embed import BATCH_SIZE
 
     docs = prepare_docs(args.workdir, articles)
     builds, raws, outside = [], [], []

@@ -37,6 +37,7 @@ from bot.knowledge.store import (
     DocumentRecord,
     IndexCorrupt,
     IndexMissing,
+    file_sha256,
     PIPELINE_VERSION,
     IndexSnapshot,
     SentenceTable,
@@ -90,14 +91,6 @@ class _DocRows:
 def sentence_id(document: str, index: int, text: str) -> str:
     """Stable across rebuilds: same document, same place, same words -> same id."""
     return f"{document}:{index}:{hashlib.sha1(text.encode()).hexdigest()[:8]}"
-
-
-def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_index(
@@ -228,7 +221,7 @@ def _build_locked(settings, encoder, previous, rebuild, progress, report) -> Ind
             size = path.stat().st_size
             if size > max_bytes:  # refused before a byte is read (hashing a huge file costs time too)
                 raise DocumentError(f"too large ({human_size(size)} > {human_limit(max_bytes)} limit)")
-            digest = file_hash(path)
+            digest = file_sha256(path)
         except DocumentError as exc:
             report.failed.append((name, exc.reason))
             continue

@@ -171,7 +171,7 @@ def _write_files(tmp: Path, snap: IndexSnapshot) -> None:
     files = {}
     for path in sorted(tmp.rglob("*")):
         if path.is_file():
-            files[path.relative_to(tmp).as_posix()] = {"size": path.stat().st_size, "sha256": _sha256_file(path)}
+            files[path.relative_to(tmp).as_posix()] = {"size": path.stat().st_size, "sha256": file_sha256(path)}
     manifest = {
         "format": FORMAT,
         "pipeline": snap.pipeline,
@@ -190,7 +190,8 @@ def _write_files(tmp: Path, snap: IndexSnapshot) -> None:
     _fsync_dir(tmp)
 
 
-def _sha256_file(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Read in 1 MB blocks: index files and documents can be large."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -258,7 +259,7 @@ def load_snapshot(index_dir: Path, model: str | None = None, dimension: int | No
     # Same-size damage (a flipped byte, a changed fact) shows only in the content: hash every
     # file once per load. The vectors are hashed from the very bytes FAISS then reads.
     for rel, (_size, digest) in expected.items():
-        if rel != VECTORS and _sha256_file(folder / rel) != digest:
+        if rel != VECTORS and file_sha256(folder / rel) != digest:
             raise IndexCorrupt(f"{folder.name}/{rel} does not match its recorded checksum (damaged on disk)")
     try:
         raw = (folder / VECTORS).read_bytes()
