@@ -150,7 +150,13 @@ def export(encoder) -> bool:
                 dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "embedding": {0: "batch"}},
             )
         tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-        quantize_dynamic(str(tmp / MODEL_FILE), str(tmp / INT8_FILE), weight_type=QuantType.QInt8, per_channel=True)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # the quantizer advises on the root logger ("consider pre-processing"), to users
+        try:
+            quantize_dynamic(str(tmp / MODEL_FILE), str(tmp / INT8_FILE), weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            root.setLevel(level)
         expected = encoder.encode_torch(_CHECK)
         agreement = float(np.min(np.sum(expected * OnnxQueryEncoder(tmp).encode(_CHECK), axis=1)))
         if agreement < 0.9999:
