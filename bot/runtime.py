@@ -14,7 +14,6 @@ import sys
 _configured = False
 CPU_COUNT = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 ENCODE_THREADS = CPU_COUNT  # a build's batches want every core
-ONNX_THREADS = 1  # one short question is too little work to share between threads
 
 # Libraries that must never reach a model hub (there is none here, and nothing downloads
 # weights at run time), and tokenizers that must not fork thread pools inside worker threads.
@@ -23,11 +22,16 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_P
 QUIET_LOGGERS = {"bm25s": logging.WARNING, "httpx": logging.WARNING, "pypdf": logging.ERROR}
 
 
+def offline_env() -> None:
+    """Before any model library is used (the CLI calls it at start, ``Encoder`` when made)."""
+    for name, value in OFFLINE_ENV.items():
+        os.environ.setdefault(name, value)
+
+
 def configure(verbose: bool = False, log_level: str | None = None) -> None:
     """Apply the process-wide settings; idempotent (a second call only changes log levels)."""
     global _configured
-    for name, value in OFFLINE_ENV.items():
-        os.environ.setdefault(name, value)
+    offline_env()
     level = logging.INFO if verbose else getattr(logging, (log_level or "WARNING").upper(), logging.WARNING)
     root = logging.getLogger()
     if not root.handlers:
@@ -49,11 +53,6 @@ class _QuietFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         top = record.name.split(".", 1)[0]
         return record.levelno >= QUIET_LOGGERS.get(top, logging.NOTSET)
-
-
-def configure_torch(torch) -> None:
-    """Called once where torch is first imported (embed.py): the thread count for batches."""
-    torch.set_num_threads(ENCODE_THREADS)
 
 
 def is_configured() -> bool:

@@ -429,12 +429,6 @@ def _html_table(table, out: _Lines) -> None:
     out.table(rows, header, caption)
 
 
-def html_to_text(markup: str, main_only: bool = True) -> tuple[str, str]:
-    """Return (text, title): main content only, one line per block. See ``html_document``."""
-    lines, title = html_document(markup, main_only)
-    return lines.text, title
-
-
 def html_document(markup: str, main_only: bool = True) -> tuple[_Lines, str]:
     lines = _Lines()
     root = _parse_html(markup)
@@ -464,11 +458,6 @@ def markdown_document(source: str) -> tuple[_Lines, str]:
     html = MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(source)
     lines, first_h1 = html_document(f"<html><body>{html}</body></html>", main_only=False)
     return lines, meta_title or first_h1
-
-
-def markdown_to_text(source: str) -> tuple[str, str]:
-    lines, title = markdown_document(source)
-    return lines.text, title
 
 
 # --------------------------------------------------------------------------- DOCX

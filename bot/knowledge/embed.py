@@ -17,15 +17,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from bot.runtime import ENCODE_THREADS, offline_env
+
 log = logging.getLogger(__name__)
 
-# Model hubs are unreachable by design: never let a library try them.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-ENCODE_THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 BATCH_SIZE = 32  # fastest in the sweep of bench/build_throughput.py on 2 cores (16-128 tried)
 
 
@@ -61,6 +57,7 @@ class Encoder:
     Loads lazily (importing torch costs seconds) and is safe across threads."""
 
     def __init__(self, model: str = "", backend: str | None = None):
+        offline_env()  # model hubs are unreachable by design: never let a library try them
         self.model_name, self._location = resolve_model(model)
         self.backend = encoder_backend(backend)
         self.fallback_reason = ""  # why int8 was asked for but PyTorch is used
