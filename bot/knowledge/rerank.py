@@ -1,26 +1,30 @@
-"""The learned answer-sentence ranker and answerability model (trained by bench/train_ranker.py).
+"""The learned answer-sentence ranking and answerability models (trained by bench/train_ranker.py).
 
-Two small logistic regressions, stored as JSON weights in ``bot/models`` (no pickle, checked
-against the sha256 in the manifest when loaded):
+Three stages, all weights in ``bot/models`` (no pickle, each file checked against the sha256 in
+the manifest when loaded):
 
-- the *ranker* scores each candidate sentence: P(this sentence answers the question);
-- the *answerability* model reads the ranked list (best probability, margin, terms the index
-  lacks, ...) and gives a calibrated P(the best sentence answers the question). Below the
-  manifest's threshold the bot says the briefings don't say.
+- the *ranker*, a logistic regression over cheap features, orders every candidate sentence;
+- the *cross-encoder* (bot/knowledge/cross_encoder.py) reads the question with each of the
+  ranker's best few, and a second small regression (*rerank*) combines both into the final order;
+- the *answerability* model reads the final list (best score, margins, the cross-encoder's
+  verdict, terms the index lacks, ...) and gives a calibrated P(the best sentence answers the
+  question). Below the manifest's threshold the bot says the briefings don't say.
 
-This module also holds the answer-type patterns both models use as features: whether a
+This module also holds the answer-type patterns the ranker uses as features: whether a
 question asks for a date, a number, a person or a place, and whether a sentence holds one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from bot.knowledge.cross_encoder import CrossEncoder, CrossEncoderError
+from bot.knowledge.store import file_sha256
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
 MANIFEST = "ranker.json"
@@ -31,10 +35,12 @@ FEATURES = [
     "cover_head", "cover_gap", "dense_rank", "bm25_rank", "asks_type", "type_match", "absent_frac",
     "len_log", "qterms_log", "missing_max",
 ]
-# Per question, read off the ranked candidates.
+# Per reranked candidate: the first ranker's logit and the cross-encoder's, raw and against the best.
+RERANK_FEATURES = ["first_logit", "first_gap", "ce", "ce_gap"]
+# Per question, read off the reranked candidates.
 QFEATURES = [
     "top_logit", "margin", "top_dense", "top_cover_window", "top_cover_sent", "absent_frac", "qterms_log",
-    "asks_type", "top_type_match", "top_missing_max", "top_bm25_log",
+    "asks_type", "top_type_match", "top_missing_max", "top_bm25_log", "top_ce", "ce_margin",
 ]
 
 # ---- answer types -------------------------------------------------------------------------
@@ -101,16 +107,31 @@ class Linear:
         return 1.0 / (1.0 + np.exp(-self.logit(x)))
 
 
-@dataclass(frozen=True)
+@dataclass
 class RankerModel:
     ranker: Linear
+    rerank: Linear
     answerable: Linear
     threshold: float
     manifest: dict
+    folder: Path
+    _cross: CrossEncoder | None = None
 
+    @property
+    def rerank_k(self) -> int:
+        """How many of the ranker's best sentences the cross-encoder reads."""
+        return int(self.manifest["cross_encoder"]["k"])
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    @property
+    def cross_encoder(self) -> CrossEncoder:
+        """Opened on first use (about 0.2 s), then shared by every search of the process."""
+        if self._cross is None:
+            spec = self.manifest["cross_encoder"]
+            try:
+                self._cross = CrossEncoder(self.folder / spec["file"], spec["sha256"], spec.get("tokenizer_sha256", ""))
+            except CrossEncoderError as exc:
+                raise ModelError(str(exc)) from exc
+        return self._cross
 
 
 def load_model(folder: Path = MODEL_DIR) -> RankerModel:
@@ -121,15 +142,19 @@ def load_model(folder: Path = MODEL_DIR) -> RankerModel:
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read the ranker manifest {manifest_path}: {exc}") from exc
     weights_path = folder / manifest["weights"]
-    digest = sha256_file(weights_path) if weights_path.is_file() else "missing"
+    digest = file_sha256(weights_path) if weights_path.is_file() else "missing"
     if digest != manifest["sha256"]:
         raise ModelError(f"ranker weights {weights_path.name} do not match the manifest's sha256 ({digest[:12]})")
     weights = json.loads(weights_path.read_text(encoding="utf-8"))
+    if "rerank" not in weights or "cross_encoder" not in manifest:
+        raise ModelError(f"the ranker manifest {manifest_path} names no cross-encoder")
     return RankerModel(
         ranker=Linear.from_dict(weights["ranker"], FEATURES),
+        rerank=Linear.from_dict(weights["rerank"], RERANK_FEATURES),
         answerable=Linear.from_dict(weights["answerable"], QFEATURES),
         threshold=float(manifest["threshold"]),
         manifest=manifest,
+        folder=folder,
     )
 
 
@@ -137,21 +162,33 @@ _MODEL: RankerModel | None = None
 
 
 def default_model() -> RankerModel:
-    """The shipped model, loaded once per process (it is immutable and a few KB)."""
+    """The shipped model, loaded once per process (its weights never change while it runs)."""
     global _MODEL
     if _MODEL is None:
         _MODEL = load_model()
     return _MODEL
 
 
-def question_features(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """QFEATURES from the candidates' ranker logits and feature rows (best first not required)."""
+def rerank_features(first_logits: np.ndarray, ce: np.ndarray) -> np.ndarray:
+    """RERANK_FEATURES for the ranker's best few: their first logits and cross-encoder logits."""
+    return np.column_stack([first_logits, first_logits - first_logits.max(), ce, ce - ce.max()])
+
+
+def question_features(logits: np.ndarray, x: np.ndarray, ce: np.ndarray | None = None) -> np.ndarray:
+    """QFEATURES from the final logits of the candidates, their feature rows and cross-encoder
+    logits (best first not required; ``ce`` None reads as a cross-encoder that saw nothing)."""
     order = np.argsort(-logits)
     top = order[0]
     second = float(logits[order[1]]) if len(order) > 1 else float(logits[top]) - 5.0
     f = {name: x[top, i] for i, name in enumerate(FEATURES)}
+    if ce is None or not len(ce):
+        top_ce = ce_margin = 0.0
+    else:
+        top_ce = float(ce[top])
+        rest = np.delete(ce, top)
+        ce_margin = top_ce - float(rest.max()) if len(rest) else 5.0
     return np.array([
         float(logits[top]), float(logits[top]) - second, f["dense"], f["cover_window"], f["cover_sent"],
         f["absent_frac"], f["qterms_log"], f["asks_type"], f["type_match"], f["missing_max"], f["bm25_log"],
+        top_ce, ce_margin,
     ])
-

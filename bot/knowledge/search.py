@@ -1,6 +1,7 @@
 """Hybrid sentence search: dense (FAISS) and keyword (BM25) candidates fused by reciprocal
 rank, then every candidate sentence scored by a learned ranker that sees its heading, title
-and neighbours as context.
+and neighbours as context, and the ranker's best few read again, with the question, by a
+cross-encoder.
 
 The ranker's probabilities feed a learned answerability model (bot/knowledge/rerank.py,
 trained on public QA data by bench/train_ranker.py): whether the best sentence answers the
@@ -19,7 +20,9 @@ import numpy as np
 
 from bot.knowledge.embed import Encoder
 from bot.knowledge.passage import Passage
-from bot.knowledge.rerank import FEATURES, RankerModel, asked_type, default_model, holds_type, question_features
+from bot.knowledge.cross_encoder import candidate_text
+from bot.knowledge.rerank import (FEATURES, RankerModel, asked_type, default_model, holds_type, question_features,
+                                 rerank_features)
 from bot.knowledge.store import IndexSnapshot
 from bot.knowledge.terms import raw_tokens, terms
 
@@ -233,13 +236,12 @@ class Searcher:
         rows, x = self.candidates(question)
         if not rows:
             return Retrieval([], False, 0.0, 0.0, 0.0)
-        model = self.model
-        logits = model.ranker.logit(x)
+        order, logits, ce = self.rerank(question, rows, x)
+        head = order[: len(ce)]
         probs = 1.0 / (1.0 + np.exp(-logits))
-        confidence = float(model.answerable.proba(question_features(logits, x)[None, :])[0])
+        confidence = float(self.model.answerable.proba(question_features(logits[head], x[head], ce)[None, :])[0])
         if not terms(question):
             confidence = 0.0
-        order = np.argsort(-logits, kind="stable")
         passages: list[Passage] = []
         seen: set[str] = set()
         for i in order:
@@ -251,8 +253,33 @@ class Searcher:
             if len(passages) >= k:
                 break
         top = order[0]
-        return Retrieval(passages, confidence >= model.threshold, round(confidence, 4),
+        return Retrieval(passages, confidence >= self.model.threshold, round(confidence, 4),
                          float(x[top, 7]), float(x[top, 0]))
+
+    def rerank(self, question: str, rows: list[int], x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The final order of the candidates (indices into ``rows``), their final logits, and the
+        cross-encoder logits of the first ``len(ce)`` of that order (the ones it read).
+
+        The ranker orders all candidates; the cross-encoder reads its best few, and the rerank
+        model puts those in their final order. The rest keep the ranker's order below them, their
+        logits capped under the reread ones' so that scores fall as the list goes down."""
+        model = self.model
+        logits = model.ranker.logit(x)
+        order = np.argsort(-logits, kind="stable")
+        head = order[: model.rerank_k]
+        texts = [candidate_text(self._heading(rows[i]), self.snap.sentences.texts[rows[i]]) for i in head]
+        ce = model.cross_encoder.score(question, texts)
+        final = logits.copy()
+        final[head] = model.rerank.logit(rerank_features(logits[head], ce))
+        reread = np.argsort(-final[head], kind="stable")
+        rest = order[len(head):]
+        if len(rest):
+            final[rest] = np.minimum(final[rest], final[head].min() - 1e-3)
+        return np.concatenate([head[reread], rest]), final, ce[reread]
+
+    def _heading(self, row: int) -> str:
+        heading = self.snap.sentences.headings[row]
+        return heading or self.snap.documents[int(self.snap.sentences.doc[row])].title
 
     def passage(self, row: int, score: float = 0.0) -> Passage:
         t = self.snap.sentences

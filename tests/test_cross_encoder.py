@@ -1,0 +1,93 @@
+"""The shipped cross-encoder: verified before use, reads question and sentence together, and
+the search puts the sentences it reread first, in its order, with scores that fall down the list."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def model():
+    from bot.knowledge.rerank import default_model
+
+    return default_model()
+
+
+def test_answer_sentence_beats_same_topic_sentence(model):
+    cases = [  # (question, the answer sentence, a sentence on the same subject that does not answer)
+        ("Who designed the bridge?", "The bridge was designed by the engineer Maria Alves in 1962.",
+         "The bridge carries four lanes of traffic over the river."),
+        ("How many people live in Lyon?", "Lyon has a population of about 520,000 people.",
+         "Lyon is known across France for its cooking and its silk."),
+        ("When did the museum open?", "The museum opened to the public in March 1998.",
+         "The museum holds more than 40,000 paintings."),
+    ]
+    for question, answer, other in cases:
+        scores = model.cross_encoder.score(question, [other, answer])
+        assert scores[1] > scores[0] + 1.0, (question, scores)
+
+
+def test_unrelated_sentence_reads_as_no_answer(model):
+    scores = model.cross_encoder.score("What is the capital of Peru?",
+                                       ["The bridge carries four lanes of traffic over the river."])
+    assert scores.shape == (1,) and scores[0] < 0.0  # below the "none of these" option
+
+
+def test_heading_is_read_with_the_sentence():
+    from bot.knowledge.cross_encoder import candidate_text
+
+    assert candidate_text("New_York_City", "It has five boroughs.") == "New York City: It has five boroughs."
+    assert candidate_text("", "It has five boroughs.") == "It has five boroughs."
+
+
+def test_damaged_cross_encoder_is_refused(tmp_path):
+    from bot.knowledge.rerank import MODEL_DIR, ModelError, load_model
+
+    shipped = load_model()
+    for name in ("ranker.json", shipped.manifest["weights"], shipped.manifest["cross_encoder"]["file"]):
+        shutil.copy(MODEL_DIR / name, tmp_path / name)
+    onnx = tmp_path / shipped.manifest["cross_encoder"]["file"]
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte changed
+    onnx.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256"):
+        load_model(tmp_path).cross_encoder
+    onnx.unlink()
+    with pytest.raises(ModelError, match="missing"):
+        load_model(tmp_path).cross_encoder
+
+
+def test_shipped_cross_encoder_fits_the_package_budget(model):
+    from bot.knowledge.rerank import MODEL_DIR
+
+    path = Path(MODEL_DIR) / model.manifest["cross_encoder"]["file"]
+    assert path.stat().st_size <= 25 * 2**20
+    assert 1 <= model.rerank_k <= 12
+
+
+def test_search_order_follows_the_reread(briefing_index, encoder):
+    from bot.knowledge.search import Searcher
+    from bot.knowledge.store import load_snapshot
+
+    searcher = Searcher(load_snapshot(Path(briefing_index.index_dir)), encoder)
+    question = "Who informed Umerov about the change?"
+    rows, x = searcher.candidates(question)
+    order, logits, ce = searcher.rerank(question, rows, x)
+    k = searcher.model.rerank_k
+    assert sorted(order.tolist()) == list(range(len(rows)))  # a permutation: nothing lost
+    assert len(ce) == min(k, len(rows))
+    assert np.all(np.diff(logits[order]) <= 1e-9)  # scores fall down the list
+    first = np.argsort(-searcher.model.ranker.logit(x), kind="stable")[:k]
+    assert set(order[:k].tolist()) == set(first.tolist())  # the reread ones come first
+    found = searcher.search(question)
+    assert "Umerov" in found.passages[0].text + found.passages[0].before
+
+
+def test_question_longer_than_the_model_reads_is_scored(model):
+    question = "Which " + " ".join(["very"] * 150) + " long question about the bridge is this?"
+    scores = model.cross_encoder.score(question, ["The bridge was designed by Maria Alves.", "Short."])
+    assert scores.shape == (2,) and np.all(np.isfinite(scores))
