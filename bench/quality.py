@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -128,7 +129,8 @@ def markdown(val: dict, lat: list[float], dev: dict) -> str:
                      f"| {f(m['unanswerable_refused'])} | {f(m['short_answer_acc'])} |")
     if lat:
         lines += ["", f"`ask` latency over the val questions: p50 {np.percentile(lat, 50):.1f} ms, "
-                      f"p95 {np.percentile(lat, 95):.1f} ms (2 shared cores, other jobs running)."]
+                      f"p95 {np.percentile(lat, 95):.1f} ms ({os.cpu_count()} cores, load average "
+                      f"{os.getloadavg()[0]:.1f} at the end of the run)."]
     if dev:
         lines += ["", "| dev file | questions | answer acc. | citation acc. | unanswerables refused | false refusals |",
                   "|---|---|---|---|---|---|"]

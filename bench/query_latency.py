@@ -2,7 +2,7 @@
 
 3. Warm ``Engine.ask`` latency (retrieval + answer, in process) over the dev questions
    (shared/eval/dev_briefing.jsonl + bench/data/extra_dev.jsonl, follow-ups asked with their
-   history) repeated; p50/p95 (goal p50 < 25 ms, p95 < 50 ms) with a per-stage breakdown
+   history) repeated; p50/p95 (goal p50 <= 100 ms, p95 <= 250 ms: issue 9, cross-encoder included) with a per-stage breakdown
    (query embedding, search, answerer) and the raw encoder's one-query time as the floor.
 4. Cold start: wall time of ``briefbot ask --json "..."`` as a fresh process on an existing
    index (goal < 3 s), its phases, and a ``python -X importtime`` summary of the top costs.
@@ -35,7 +35,7 @@ from bench.common import (  # noqa: E402
     peak_rss_mb, rss_mb,
 )
 
-GOALS = {"p50_ms": 25.0, "p95_ms": 50.0, "cold_start_s": 3.0, "peak_rss_mb": 600.0}
+GOALS = {"p50_ms": 100.0, "p95_ms": 250.0, "cold_start_s": 3.0, "peak_rss_mb": 600.0}  # issue 9 (with the cross-encoder)
 COLD_QUESTION = "When was Umerov informed?"
 VARIANTS = {
     "default": {},
