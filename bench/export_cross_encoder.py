@@ -34,17 +34,14 @@ def main() -> None:
 
     import numpy as np
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from bot.knowledge.cross_encoder import MAX_TOKENS, CrossEncoder
+    from bot.knowledge.onnx_query import export_graph, quantize_int8
     from bot.knowledge.store import file_sha256
 
-    torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(str(args.ce))
     model = AutoModelForSequenceClassification.from_pretrained(str(args.ce)).eval()
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    sample = tok(["what is it?"] * 2, ["It is a thing.", "Another sentence here."], padding=True, return_tensors="pt")
 
     class Logit(torch.nn.Module):
         def __init__(self, inner):
@@ -58,11 +55,9 @@ def main() -> None:
     target = args.out / MODEL_FILE
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "ce-fp32.onnx"
-        with torch.no_grad():
-            torch.onnx.export(Logit(model), tuple(sample[n] for n in names), str(fp32), input_names=names,
-                              output_names=["logit"], opset_version=17, dynamo=False,
-                              dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "logit": {0: "batch"}})
-        quantize_dynamic(str(fp32), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        sample = tok(["what is it?"] * 2, ["It is a thing.", "Another sentence here."], padding=True, return_tensors="pt")
+        export_graph(Logit(model), sample, fp32, "logit")
+        quantize_int8(fp32, target)
     digest = file_sha256(target)
     int8 = CrossEncoder(target, digest)
     with torch.no_grad():

@@ -57,14 +57,7 @@ def passage_sentences(p: dict) -> list[str]:
 def passage_heading(p: dict) -> str:
     from bench.qa_data import TITLED
 
-    return (p.get("title") or "").replace("_", " ").strip() if p["dataset"] in TITLED else ""
-
-
-def pair_text(heading: str, sentence: str) -> str:
-    """What the cross-encoder reads for a sentence; the serving side builds the same string."""
-    from bot.knowledge.cross_encoder import candidate_text
-
-    return candidate_text(heading, sentence)
+    return (p.get("title") or "") if p["dataset"] in TITLED else ""
 
 
 def make_groups(rng: random.Random) -> tuple[list, dict]:
@@ -73,6 +66,7 @@ def make_groups(rng: random.Random) -> tuple[list, dict]:
 
     from bench.qa_data import is_answer_sentence, load, sample
     from bench.train_ranker import SEED as RANK_SEED
+    from bot.knowledge.cross_encoder import candidate_text
     from bench.train_ranker import TRAIN_HELD_OUT, TRAIN_PASSAGES, TRAIN_QUESTIONS
     from bot.knowledge.terms import terms
 
@@ -105,10 +99,10 @@ def make_groups(rng: random.Random) -> tuple[list, dict]:
         clean.sort(key=lambda i: (-len(qt & set(terms(sents[i]))), rng.random()))
         others = [int(i) for i in found[qi] if owner[int(i)] != pid and title[owner[int(i)]] != title[pid]
                   and not any(a in sents[int(i)] for a in answers)]
-        other_side = [pair_text(passage_heading(pool[owner[i]]), sents[i]) for i in others]
-        same_side = [pair_text(head, sents[i]) for i in clean[:NEG_SAME]]
+        other_side = [candidate_text(passage_heading(pool[owner[i]]), sents[i]) for i in others]
+        same_side = [candidate_text(head, sents[i]) for i in clean[:NEG_SAME]]
         if q.get("answerable") and gold:
-            cands = [pair_text(head, sents[gold[0]])] + same_side + other_side[:NEG_OTHER]
+            cands = [candidate_text(head, sents[gold[0]])] + same_side + other_side[:NEG_OTHER]
             groups.append((q["question"], cands, 0))
             counts["answerable"] += 1
             if rng.random() < NOT_COVERED and len(other_side) >= NEG_SAME + NEG_OTHER:

@@ -141,8 +141,8 @@ def _stack(data: dict, idx) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack(xs), np.concatenate(ys)
 
 
-def qlevel(data: dict, ranker: Linear, cols: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Question features, label (top candidate is gold) and top-is-gold for every question."""
+def qlevel(data: dict, ranker: Linear, cols: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Question features and whether the top candidate is gold, for every question."""
     Q, y = [], []
     for x, lab in zip(data["X"], data["y"]):
         if not len(x):
@@ -152,7 +152,7 @@ def qlevel(data: dict, ranker: Linear, cols: list[int]) -> tuple[np.ndarray, np.
         logits = ranker.logit(x[:, cols])
         Q.append(question_features(logits, _full(x, cols)))
         y.append(bool(lab[int(np.argmax(logits))]))
-    return np.array(Q), np.array(y), np.array(y)
+    return np.array(Q), np.array(y)
 
 
 def _full(x: np.ndarray, cols: list[int]) -> np.ndarray:
@@ -177,7 +177,7 @@ def train(data: dict, cols: list[int]) -> tuple[Linear, Linear]:
         X, y = _stack(data, tr)
         r = fit_linear(X[:, cols], y, feats)
         part = {k: [data[k][i] for i in te] for k in ("X", "y", "q")}
-        q_, y_, _ = qlevel(part, r, cols)
+        q_, y_ = qlevel(part, r, cols)
         Q[te], yq[te] = q_, y_
     X, y = _stack(data, range(n))
     ranker = fit_linear(X[:, cols], y, feats)
@@ -189,12 +189,15 @@ def hash_fold(pid: str) -> int:
     return int(hashlib.sha256(pid.encode()).hexdigest(), 16) % 2
 
 
-def evaluate(data: dict, ranker: Linear, ans: Linear, cols: list[int], threshold: float | None = None) -> dict:
+def evaluate(data: dict, ranker: Linear, ans: Linear, cols: list[int]) -> dict:
     """The first ranker alone (no cross-encoder): for the ablation."""
-    Q, top_ok, _ = qlevel(data, ranker, cols)
-    conf = ans.proba(Q)
-    answerable = np.array([bool(q["answerable"]) and q["indexed"] for q in data["q"]])
-    return summary(data, conf, top_ok, threshold), conf, top_ok, answerable
+    Q, top_ok = qlevel(data, ranker, cols)
+    return summary(data, ans.proba(Q), top_ok)
+
+
+def answerable_mask(data: dict) -> np.ndarray:
+    """Questions the index can answer: answerable, and their article indexed."""
+    return np.array([bool(q["answerable"]) and q["indexed"] for q in data["q"]])
 
 
 def per_dataset(data: dict, conf, top_ok, answerable, threshold: float) -> dict:
@@ -232,16 +235,15 @@ def cross_scores(data: dict, ranker: Linear, cross, cache: Path) -> None:
     """data["head"]: each question's best K_MAX candidates by ``ranker`` (indices into its rows);
     data["ce"]: their cross-encoder logits. Scores are cached in ``cache`` (JSON) by question,
     sentence text and model, since reading 10k pairs takes minutes on 2 cores."""
-    from bot.knowledge.cross_encoder import candidate_text
+    from bot.knowledge.search import Searcher
 
-    snap = data["snap"]
+    searcher = Searcher(data["snap"], encoder=None)
     known = json.loads(cache.read_text()) if cache.is_file() else {}
-    texts, headings, doc = snap.sentences.texts, snap.sentences.headings, snap.sentences.doc
     data["head"], data["ce"] = [], []
     t = time.perf_counter()
     for qi, (x, rows, q) in enumerate(zip(data["X"], data["rows"], data["q"])):
         head = np.argsort(-ranker.logit(x), kind="stable")[:K_MAX] if len(x) else np.zeros(0, np.int64)
-        sides = [candidate_text(headings[r] or snap.documents[int(doc[r])].title, texts[r]) for r in rows[head]]
+        sides = searcher.reread_texts(rows[head].tolist())
         keys = [hashlib.sha256(f"{q['question']}\t{side}".encode()).hexdigest()[:20] for side in sides]
         todo = [i for i, key in enumerate(keys) if key not in known]
         if todo:
@@ -300,7 +302,7 @@ def two_stage_scores(data: dict, ranker: Linear, rerank: Linear, ans: Linear, k:
 
 
 def summary(data: dict, conf: np.ndarray, top_ok: np.ndarray, threshold: float | None = None) -> dict:
-    answerable = np.array([bool(q["answerable"]) and q["indexed"] for q in data["q"]])
+    answerable = answerable_mask(data)
     if threshold is None:
         threshold = float(np.quantile(conf[answerable], TARGET_REFUSED))
     answered = conf >= threshold
@@ -365,7 +367,7 @@ def main() -> None:
         return
     allc = list(range(len(FEATURES)))
     ranker, ans_alone = train(tr, allc)
-    alone = evaluate(va, ranker, ans_alone, allc)[0]
+    alone = evaluate(va, ranker, ans_alone, allc)
     from bot.knowledge.cross_encoder import CrossEncoder, tokenizer_path
     from bot.knowledge.store import file_sha256
 
@@ -383,7 +385,7 @@ def main() -> None:
     k = min(k for k, v in by_k.items() if v["top1"] + v["unanswerable_refused"] >= best - 0.01)
     rerank, ans = train_two_stage(tr, ranker, k)
     conf, top_ok = two_stage_scores(va, ranker, rerank, ans, k)
-    answerable = np.array([bool(q["answerable"]) and q["indexed"] for q in va["q"]])
+    answerable = answerable_mask(va)
     res = summary(va, conf, top_ok)
     threshold = res["threshold"]
     report = {"val": res, "k": k, "by_k": by_k, "without_cross_encoder": alone,
@@ -402,7 +404,7 @@ def main() -> None:
         for gname, feats in GROUPS.items():
             cols = [i for i, f in enumerate(FEATURES) if f not in feats]
             r2, a2 = train(tr, cols)
-            abl[f"without {gname} (first ranker alone)"] = evaluate(va, r2, a2, cols)[0]
+            abl[f"without {gname} (first ranker alone)"] = evaluate(va, r2, a2, cols)
         report["ablation"] = abl
         report["hgb"] = hgb_compare(tr, va)
     report["train_seconds"] = round(time.perf_counter() - started)

@@ -104,6 +104,35 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def export_graph(module, sample, path: Path, output: str) -> None:
+    """A BERT-style ``module`` (input_ids, attention_mask, token_type_ids) to ONNX, opset 17, with
+    dynamic batch and length; ``sample`` is a tokenizer's output to trace with. Shared by the
+    question encoder's export and bench/export_cross_encoder.py."""
+    import torch
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's notes on opsets are not ours to act on
+        torch.onnx.export(
+            module.eval(), tuple(sample[n] for n in names), str(path),
+            input_names=names, output_names=[output], opset_version=17, dynamo=False,
+            dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, output: {0: "batch"}},
+        )
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """ONNX Runtime's dynamic int8 quantization, per channel."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer advises on the root logger ("consider pre-processing"), to users
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.setLevel(level)
+
+
 def export(encoder) -> bool:
     """Export ``encoder``'s PyTorch model (fp32 and int8); True when a checked export is in place.
 
@@ -113,7 +142,7 @@ def export(encoder) -> bool:
     try:
         import onnxruntime  # noqa: F401  (no runtime, no point exporting)
         import torch
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization import quantize_dynamic  # noqa: F401  (needs the onnx package)
     except ImportError as exc:
         log.warning("ONNX export skipped (%s); the encoder stays on PyTorch", exc)
         return False
@@ -140,23 +169,10 @@ def export(encoder) -> bool:
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        sample = tokenizer(_CHECK, padding=True, return_tensors="pt")
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's notes on opsets are not ours to act on
-            torch.onnx.export(
-                Pooled(transformer), tuple(sample[n] for n in names), str(tmp / MODEL_FILE),
-                input_names=names, output_names=["embedding"], opset_version=17, dynamo=False,
-                dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "embedding": {0: "batch"}},
-            )
+        export_graph(Pooled(transformer), tokenizer(_CHECK, padding=True, return_tensors="pt"), tmp / MODEL_FILE,
+                     "embedding")
         tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # the quantizer advises on the root logger ("consider pre-processing"), to users
-        try:
-            quantize_dynamic(str(tmp / MODEL_FILE), str(tmp / INT8_FILE), weight_type=QuantType.QInt8, per_channel=True)
-        finally:
-            root.setLevel(level)
+        quantize_int8(tmp / MODEL_FILE, tmp / INT8_FILE)
         expected = encoder.encode_torch(_CHECK)
         agreement = float(np.min(np.sum(expected * OnnxQueryEncoder(tmp).encode(_CHECK), axis=1)))
         if agreement < 0.9999:

@@ -267,8 +267,7 @@ class Searcher:
         logits = model.ranker.logit(x)
         order = np.argsort(-logits, kind="stable")
         head = order[: model.rerank_k]
-        texts = [candidate_text(self._heading(rows[i]), self.snap.sentences.texts[rows[i]]) for i in head]
-        ce = model.cross_encoder.score(question, texts)
+        ce = model.cross_encoder.score(question, self.reread_texts([rows[i] for i in head]))
         final = logits.copy()
         final[head] = model.rerank.logit(rerank_features(logits[head], ce))
         reread = np.argsort(-final[head], kind="stable")
@@ -277,9 +276,10 @@ class Searcher:
             final[rest] = np.minimum(final[rest], final[head].min() - 1e-3)
         return np.concatenate([head[reread], rest]), final, ce[reread]
 
-    def _heading(self, row: int) -> str:
-        heading = self.snap.sentences.headings[row]
-        return heading or self.snap.documents[int(self.snap.sentences.doc[row])].title
+    def reread_texts(self, rows: Sequence[int]) -> list[str]:
+        """What the cross-encoder reads for each row: its heading (else its document's title) and the sentence."""
+        t = self.snap.sentences
+        return [candidate_text(t.headings[r] or self.snap.documents[int(t.doc[r])].title, t.texts[r]) for r in rows]
 
     def passage(self, row: int, score: float = 0.0) -> Passage:
         t = self.snap.sentences
