@@ -1,11 +1,14 @@
 """Short-answer accuracy with the gold sentence given (an oracle for retrieval), per question type.
 
     python bench/short_answers.py [--qa ../shared/qa-train] [--old] [--ablate]
+                                  [--cross-encoder FILE --span-min-p P]
 
 Sets: the val split of the SQuAD and RealTimeQA rows of qa-train (the span model never saw
 them) and the dev files (the gold sentence is the briefing sentence holding the row's evidence).
 A short answer is right when a gold answer is inside it; "accuracy" counts a missing short
 answer as wrong, "precision" is over the questions that got one, "coverage" the share that did.
+Three answerers side by side: the span scorer alone (bot/answering/spans.py), the cross-encoder's
+span at its threshold alone, and the cross-encoder's span else the span scorer's (what ships).
 ``--old`` also scores the typed-span regexes of the previous answerer (from git), ``--ablate``
 scores the old answerer with each of its briefing-shaped special cases removed. Prints JSON.
 """
@@ -27,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bot.answering.spans import FACTOID, question_type, short_answer  # noqa: E402
+from bot.knowledge.rerank import default_model  # noqa: E402
 from train_spans import gold, oracle_rows  # noqa: E402
 
 OLD_COMMIT = "15ae1cd"  # the answerer before issue 9
@@ -78,6 +82,19 @@ def new_answer(question: str, sentence: str) -> str:
     return short_answer(question, sentence)[0]
 
 
+def reader_answer(cross, sure: dict[str, float], with_patterns: bool):
+    """The cross-encoder's span at the threshold (what search hands the answerer), falling back
+    to the span scorer or not."""
+
+    def answer(question: str, sentence: str) -> str:
+        span = cross.read(question, [sentence], [sentence])[1][0]
+        needed = sure.get(question_type(question)[0], sure.get("default", 1.0))
+        if span is not None and span.probability >= needed:
+            return sentence[span.start:span.end]
+        return new_answer(question, sentence) if with_patterns else ""
+    return answer
+
+
 def _from_git(name: str, path: str, replace: dict[str, str] | None = None):
     src = subprocess.run(["git", "show", f"{OLD_COMMIT}:{path}"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
@@ -114,17 +131,32 @@ def main() -> int:
     ap.add_argument("--qa", default=str(ROOT.parent / "shared" / "qa-train"))
     ap.add_argument("--old", action="store_true", help="also score the previous answerer's regexes")
     ap.add_argument("--ablate", action="store_true", help="score the old answerer without each special case")
+    ap.add_argument("--cross-encoder", type=Path, help="another int8 ONNX file than the shipped one")
+    ap.add_argument("--span-min-p", type=float, help="another threshold than the manifest's")
     args = ap.parse_args()
     sets = {"squad_val": oracle_rows(Path(args.qa), "val", ("squad2",)),
             "realtimeqa_val": oracle_rows(Path(args.qa), "val", ("realtimeqa",))}
     for path in DEV_FILES:
         if path.is_file():
             sets[path.stem] = dev_rows(path)
-    result: dict = {"new": {}}
-    started = time.perf_counter()
-    for name, rows in sets.items():
-        result["new"][name] = score(rows, new_answer)
-    result["new_ms_per_question"] = round((time.perf_counter() - started) * 1000 / sum(map(len, sets.values())), 3)
+    result: dict = {}
+    n = sum(map(len, sets.values()))
+    if args.cross_encoder:
+        from bot.knowledge.cross_encoder import CrossEncoder
+        from bot.knowledge.store import file_sha256
+
+        cross, sure = CrossEncoder(args.cross_encoder, file_sha256(args.cross_encoder)), {}
+    else:
+        model = default_model()
+        cross, sure = model.cross_encoder, model.span_min_p
+    if args.span_min_p is not None:
+        sure = {"default": args.span_min_p}
+    result["span_min_p"] = sure
+    for variant, answer in (("span scorer", new_answer), ("cross-encoder", reader_answer(cross, sure, False)),
+                            ("cross-encoder, else span scorer", reader_answer(cross, sure, True))):
+        started = time.perf_counter()
+        result[variant] = {name: score(rows, answer) for name, rows in sets.items()}
+        result[variant]["ms_per_question"] = round((time.perf_counter() - started) * 1000 / n, 3)
     if args.old or args.ablate:
         mod = old_module()
         result["old"] = {name: score(rows, old_answer(mod)) for name, rows in sets.items()}

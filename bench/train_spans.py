@@ -103,6 +103,43 @@ def choose_thresholds(p: np.ndarray, y: np.ndarray, qt: np.ndarray, qid: np.ndar
     return out, report
 
 
+def reader_reads(cross, rows: list[dict]) -> list[tuple[str, float]]:
+    """The cross-encoder's short answer and its probability for each row's gold sentence."""
+    out = []
+    for r in rows:
+        span = cross.read(r["question"], [r["sentence"]], [r["sentence"]])[1][0]
+        out.append(("", 0.0) if span is None else (r["sentence"][span.start:span.end], span.probability))
+    return out
+
+
+def is_right(short: str, answers: list[str]) -> bool:
+    return bool(short) and any(gold(a).lower() in short.lower() for a in answers)
+
+
+def reader_thresholds(rows: list[dict], reads: list[tuple[str, float]]) -> tuple[dict[str, float], dict]:
+    """Per question type, the lowest probability at which the cross-encoder's short answers are
+    right >= PRECISION of the time ("default", over all rows, for a type with too few rows)."""
+    scored: dict[str, list[tuple[float, bool]]] = {}
+    for r, (short, p) in zip(rows, reads, strict=True):
+        item = (p, is_right(short, r["answers"]))
+        scored.setdefault(question_type(r["question"])[0], []).append(item)
+        scored.setdefault("default", []).append(item)
+    out, report = {}, {}
+    for t, items in sorted(scored.items()):
+        chosen = 0.95
+        for th in np.arange(0.05, 0.96, 0.01):
+            given = [ok for p, ok in items if p >= th]
+            if len(given) >= 20 and sum(given) / len(given) >= PRECISION:
+                chosen = float(round(th, 2))
+                break
+        given = [ok for p, ok in items if p >= chosen]
+        out[t] = chosen
+        report[t] = {"rows": len(items), "threshold": chosen, "coverage": round(len(given) / len(items), 3),
+                     "precision": round(sum(given) / len(given), 3) if given else None,
+                     "accuracy": round(sum(given) / len(items), 3)}
+    return out, report
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--qa", default=str(ROOT.parent / "shared" / "qa-train"))

@@ -178,10 +178,10 @@ def test_eval_json_prints_metrics(workspace, cli_main, capsys, tmp_path):
     qa.write_text("\n".join(json.dumps(row) for row in [
         {"id": "a", "question": "When was Umerov informed?", "answers": ["November 12"],
          "evidence": ["November 12th call between secretary of defence"]},
-        {"id": "b", "question": "Which British weapons were fired into Russia?", "answers": ["Storm Shadow"],
-         "evidence": ["British Storm Shadow cruise missiles"]},
+        {"id": "b", "question": "How many North Korean forces were in Kursk?", "answers": ["8,000"],
+         "evidence": ["8,000 North Korean forces"]},
         {"id": "c", "question": "Who won the Super Bowl?", "answerable": False},
-        {"id": "d", "question": "What does an ATACMS cost?", "answerable": False},
+        {"id": "d", "question": "Who is the prime minister of Japan?", "answerable": False},
         {"id": "e", "question": "Who informed Umerov?", "followup": "When did that call happen?",
          "answers": ["November 12"], "evidence": ["November 12th call"]},
     ]) + "\n\n")

@@ -76,7 +76,7 @@ def test_search_order_follows_the_reread(briefing_index, encoder):
     searcher = Searcher(load_snapshot(Path(briefing_index.index_dir)), encoder)
     question = "Who informed Umerov about the change?"
     rows, x = searcher.candidates(question)
-    order, logits, ce = searcher.rerank(question, rows, x)
+    order, logits, ce, _spans = searcher.rerank(question, rows, x)
     k = searcher.model.rerank_k
     assert sorted(order.tolist()) == list(range(len(rows)))  # a permutation: nothing lost
     assert len(ce) == min(k, len(rows))
@@ -91,3 +91,38 @@ def test_question_longer_than_the_model_reads_is_scored(model):
     question = "Which " + " ".join(["very"] * 150) + " long question about the bridge is this?"
     scores = model.cross_encoder.score(question, ["The bridge was designed by Maria Alves.", "Short."])
     assert scores.shape == (2,) and np.all(np.isfinite(scores))
+
+
+def test_the_model_reads_the_short_answer_in_the_sentence(model):
+    cases = [  # (question, sentence, what the short answer must hold)
+        ("Who designed the bridge?", "The bridge was designed by the engineer Maria Alves in 1962.", "Maria Alves"),
+        ("When did the museum open?", "The museum opened to the public in March 1998.", "March 1998"),
+        ("How many people live in Lyon?", "Lyon has a population of about 520,000 people.", "520,000"),
+    ]
+    for question, sentence, expected in cases:
+        _logits, spans = model.cross_encoder.read(question, [f"Notes: {sentence}"], [sentence])
+        span = spans[0]
+        assert span is not None and 0.0 < span.probability <= 1.0
+        short = sentence[span.start:span.end]
+        assert expected in short and len(short) < len(sentence) / 2, (question, short)
+
+
+def test_span_decoding_keeps_to_the_sentence_and_whole_words():
+    from tokenizers import Tokenizer
+
+    from bot.knowledge.cross_encoder import best_span, tokenizer_path
+
+    tok = Tokenizer.from_file(str(tokenizer_path()))
+    sentence = "Fighting resumed near Pokrovsk, officials said."
+    text = f"Pokrovsk: {sentence}"
+    enc = tok.encode("Where did fighting resume?", text)
+    logits = np.zeros((len(enc.ids), 2))
+    heading_token = next(i for i, (t, (a, _b)) in enumerate(zip(enc.type_ids, enc.offsets)) if t == 1 and a == 0)
+    logits[heading_token] = 50.0  # the heading's "Pokrovsk" is not part of the sentence: never chosen
+    inside = [i for i, (t, (a, _b)) in enumerate(zip(enc.type_ids, enc.offsets))
+              if t == 1 and a >= len(text) - len(sentence) and text[a:].startswith("Pok")]
+    assert inside, enc.tokens
+    logits[inside[-1], 0] = logits[inside[-1], 1] = 20.0  # the first word piece of the sentence's "Pokrovsk"
+    span = best_span(logits, enc, len(text) - len(sentence), sentence)
+    assert sentence[span.start:span.end] == "Pokrovsk"  # widened to the whole word, no comma
+    assert span.probability > 0.9

@@ -116,10 +116,7 @@ def fidelity_engine(tmp_path_factory, encoder):
     ("Who is the owner of the decision to hire additional field technicians?", DOCX,
      "Decision: Hire 25 additional field technicians", "table 1, row 1"),
     ("When does the lighthouse reopen to visitors?", PDF, "The lighthouse reopens to visitors", "page 2"),
-    pytest.param("Who approves production deploys?", MD, "Environment: production | Approver: Priya Nair", "table 1, row 2",
-                 marks=pytest.mark.xfail(strict=True, reason="known model limit (docs/quality.md): the right row ranks "
-                                         "first but P(answerable) is 0.074, just under 0.078; the cross-encoder "
-                                         "never saw table rows in training")),
+    ("Who approves production deploys?", MD, "Environment: production | Approver: Priya Nair", "table 1, row 2"),
 ])
 def test_questions_are_answered_with_the_unit_cited(fidelity_engine, question, document, starts, location):
     answer = fidelity_engine.ask(question)

@@ -19,6 +19,7 @@ CLOSEST_LABEL = "Closest passage (not an answer):"
 # A runner-up passage may lead, or join as a second quote, only when its retrieval score is
 # this close to the top one's.
 RUNNER_UP_MARGIN = 0.05
+SPAN_MAX_SHARE = 0.8  # a "short" answer this much of the sentence is the sentence: quote it alone
 
 
 def citation(p: Passage, n: int = 1, closest: bool = False) -> Citation:
@@ -48,6 +49,18 @@ def _given_before(question: str, history: Sequence[Turn]) -> str:
     return previous.answer.split("\u201c", 1)[0]
 
 
+def _short(question: str, p: Passage, given: str, sure: dict[str, float]) -> tuple[str, tuple[int, int] | None]:
+    """The short answer the cross-encoder read in the sentence when it is sure enough for this
+    type of question (``sure``: thresholds calibrated on train rows), else the span scorer's;
+    never the whole sentence again, nor what the last answer already gave."""
+    if p.answer_span and sure:
+        a, b = p.answer_span
+        needed = sure.get(question_type(question)[0], sure.get("default", 1.0))
+        if p.answer_p >= needed and b - a < SPAN_MAX_SHARE * len(p.text) and p.text[a:b] not in given:
+            return p.text[a:b], (a, b)
+    return short_answer(question, p.text, given)
+
+
 def _marked(text: str, span: tuple[int, int] | None) -> str:
     if not span:
         return text
@@ -60,20 +73,31 @@ class ExtractiveAnswerer:
 
     name = "extractive"
 
-    def __init__(self, max_quotes: int = 2):
+    def __init__(self, max_quotes: int = 2, span_min_p: dict[str, float] | None = None):
         self.max_quotes = max_quotes
+        self._span_min_p = span_min_p
+
+    @property
+    def span_min_p(self) -> dict[str, float]:
+        """The shipped model's short-answer thresholds unless given (read once)."""
+        if self._span_min_p is None:
+            from bot.knowledge.rerank import default_model
+
+            self._span_min_p = default_model().span_min_p
+        return self._span_min_p
 
     def answer(self, question: str, history: Sequence[Turn], passages: Sequence[Passage]) -> Answer:
         if not passages:
             return refusal(question, answerer=self.name)
         given = _given_before(question, history)
         qtype = question_type(question)[0]
-        first, (short, span) = passages[0], short_answer(question, passages[0].text, given)
+        sure = self.span_min_p
+        first, (short, span) = passages[0], _short(question, passages[0], given, sure)
         if not short and qtype in FACTOID:
             # A close runner-up that surely holds what was asked beats a top hit that doesn't.
             for p in passages[1:3]:
                 if p.score >= first.score - RUNNER_UP_MARGIN:
-                    s, sp = short_answer(question, p.text, given)
+                    s, sp = _short(question, p, given, sure)
                     if s:
                         first, short, span = p, s, sp
                         break

@@ -5,11 +5,14 @@ question's words; a model that reads question and sentence together can. This on
 all-MiniLM-L6-v2 fine-tuned on public QA data (``bench/train_cross_encoder.py``), exported to
 int8 ONNX (``bench/export_cross_encoder.py``) and shipped in ``bot/models``. Its logit is a
 relevance against a "none of these answers it" option fixed at 0, so it also tells
-answerability. The file is checked against the sha256 in the ranker manifest before it is used.
+answerability. A second head reads where in the sentence the answer lies (start and end
+logits per token, trained on SQuAD and RealTimeQA spans), which gives the short answer from the
+same forward pass. The file is checked against the sha256 in the ranker manifest before it is used.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,18 @@ import numpy as np
 from bot.knowledge.store import file_sha256
 
 MAX_TOKENS = 96  # as trained: question + heading + sentence, the longer side cut first
+MAX_SPAN_TOKENS = 16  # a short answer is a few words; a longer span is a sentence, already quoted
+_EDGE = " ,;:"  # never the first or last character of a short answer
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where the model reads the answer in a sentence: character offsets into the sentence, and
+    P(start) * P(end) among the sentence's tokens."""
+
+    start: int
+    end: int
+    probability: float
 
 
 class CrossEncoderError(RuntimeError):
@@ -61,13 +76,60 @@ class CrossEncoder:
         self.tokenizer.enable_truncation(MAX_TOKENS, strategy="longest_first")
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 
+    @property
+    def reads_spans(self) -> bool:
+        return len(self.session.get_outputs()) > 1
+
     def score(self, question: str, texts: list[str]) -> np.ndarray:
+        return self.read(question, texts)[0]
+
+    def read(self, question: str, texts: list[str], sentences: list[str] | None = None
+             ) -> tuple[np.ndarray, list[Span | None]]:
+        """Relevance logits for ``texts`` and, given the ``sentences`` they end with (a text is
+        ``candidate_text(heading, sentence)``), the most likely answer span in each sentence."""
         if not texts:
-            return np.zeros(0)
+            return np.zeros(0), []
         batch = self.tokenizer.encode_batch([(question, t) for t in texts])
         feed = {
             "input_ids": np.array([e.ids for e in batch], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in batch], dtype=np.int64),
         }
-        return self.session.run(None, feed)[0][:, 0].astype(np.float64)
+        out = self.session.run(None, feed)
+        logits = out[0][:, 0].astype(np.float64)
+        if sentences is None or len(out) < 2:
+            return logits, [None] * len(texts)
+        return logits, [best_span(out[1][r], batch[r], len(t) - len(s), s)
+                        for r, (t, s) in enumerate(zip(texts, sentences, strict=True))]
+
+
+def best_span(span_logits: np.ndarray, encoding, sentence_start: int, sentence: str) -> Span | None:
+    """The best start <= end pair of the sentence's tokens (at most MAX_SPAN_TOKENS apart), widened
+    to whole words, with its probability under the start and end softmaxes over those tokens."""
+    tokens = [i for i, (kind, (a, b)) in enumerate(zip(encoding.type_ids, encoding.offsets))
+              if kind == 1 and b > a and a >= sentence_start]
+    if not tokens:
+        return None
+    start_lp = _log_softmax(span_logits[tokens, 0])
+    end_lp = _log_softmax(span_logits[tokens, 1])
+    pair = start_lp[:, None] + end_lp[None, :]
+    n = len(tokens)
+    band = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), MAX_SPAN_TOKENS)
+    pair[~band] = -np.inf
+    i, j = np.unravel_index(int(np.argmax(pair)), pair.shape)
+    a = encoding.offsets[tokens[i]][0] - sentence_start
+    b = encoding.offsets[tokens[j]][1] - sentence_start
+    while a > 0 and sentence[a - 1].isalnum():
+        a -= 1
+    while b < len(sentence) and sentence[b].isalnum():
+        b += 1
+    while a < b and sentence[a] in _EDGE:
+        a += 1
+    while b > a and (sentence[b - 1] in _EDGE or sentence[b - 1] == "." and b == len(sentence)):
+        b -= 1
+    return Span(a, b, float(np.exp(pair[i, j]))) if b > a else None
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64) - x.max()
+    return x - np.log(np.exp(x).sum())

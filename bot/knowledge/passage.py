@@ -23,3 +23,7 @@ class Passage:
     score: float
     before: str = ""  # neighbouring sentences, for context only, never quoted as evidence
     after: str = ""
+    # Where the cross-encoder reads the short answer inside ``text`` (character offsets) and
+    # how sure it is; set for the sentences it reread. The answerer decides whether to use it.
+    answer_span: tuple[int, int] | None = None
+    answer_p: float = 0.0

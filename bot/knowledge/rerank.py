@@ -123,6 +123,12 @@ class RankerModel:
         return int(self.manifest["cross_encoder"]["k"])
 
     @property
+    def span_min_p(self) -> dict[str, float]:
+        """Per question type (bot/answering/spans.py's, plus "default"): the probability at which
+        the cross-encoder's short answer is used; empty when the model reads no spans."""
+        return {k: float(v) for k, v in (self.manifest["cross_encoder"].get("span_min_p") or {}).items()}
+
+    @property
     def cross_encoder(self) -> CrossEncoder:
         """Opened on first use (about 0.2 s), then shared by every search of the process."""
         if self._cross is None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from bot.knowledge.embed import Encoder
 from bot.knowledge.passage import Passage
-from bot.knowledge.cross_encoder import candidate_text
+from bot.knowledge.cross_encoder import Span, candidate_text
 from bot.knowledge.rerank import (FEATURES, RankerModel, asked_type, default_model, holds_type, question_features,
                                  rerank_features)
 from bot.knowledge.store import IndexSnapshot
@@ -236,8 +236,9 @@ class Searcher:
         rows, x = self.candidates(question)
         if not rows:
             return Retrieval([], False, 0.0, 0.0, 0.0)
-        order, logits, ce = self.rerank(question, rows, x)
+        order, logits, ce, spans = self.rerank(question, rows, x)
         head = order[: len(ce)]
+        span_of = {int(i): s for i, s in zip(head, spans, strict=True) if s is not None}
         probs = 1.0 / (1.0 + np.exp(-logits))
         confidence = float(self.model.answerable.proba(question_features(logits[head], x[head], ce)[None, :])[0])
         if not terms(question):
@@ -249,16 +250,17 @@ class Searcher:
             if text in seen:  # the same sentence in two files: quote it once
                 continue
             seen.add(text)
-            passages.append(self.passage(rows[i], float(probs[i])))
+            passages.append(self.passage(rows[i], float(probs[i]), span_of.get(int(i))))
             if len(passages) >= k:
                 break
         top = order[0]
         return Retrieval(passages, confidence >= self.model.threshold, round(confidence, 4),
                          float(x[top, 7]), float(x[top, 0]))
 
-    def rerank(self, question: str, rows: list[int], x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def rerank(self, question: str, rows: list[int], x: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Span | None]]:
         """The final order of the candidates (indices into ``rows``), their final logits, and the
-        cross-encoder logits of the first ``len(ce)`` of that order (the ones it read).
+        cross-encoder logits and answer spans of the first ``len(ce)`` of that order (the ones it read).
 
         The ranker orders all candidates; the cross-encoder reads its best few, and the rerank
         model puts those in their final order. The rest keep the ranker's order below them, their
@@ -267,21 +269,22 @@ class Searcher:
         logits = model.ranker.logit(x)
         order = np.argsort(-logits, kind="stable")
         head = order[: model.rerank_k]
-        ce = model.cross_encoder.score(question, self.reread_texts([rows[i] for i in head]))
+        ce, spans = model.cross_encoder.read(question, self.reread_texts([rows[i] for i in head]),
+                                             [self.snap.sentences.texts[rows[i]] for i in head])
         final = logits.copy()
         final[head] = model.rerank.logit(rerank_features(logits[head], ce))
         reread = np.argsort(-final[head], kind="stable")
         rest = order[len(head):]
         if len(rest):
             final[rest] = np.minimum(final[rest], final[head].min() - 1e-3)
-        return np.concatenate([head[reread], rest]), final, ce[reread]
+        return np.concatenate([head[reread], rest]), final, ce[reread], [spans[i] for i in reread]
 
     def reread_texts(self, rows: Sequence[int]) -> list[str]:
         """What the cross-encoder reads for each row: its heading (else its document's title) and the sentence."""
         t = self.snap.sentences
         return [candidate_text(t.headings[r] or self.snap.documents[int(t.doc[r])].title, t.texts[r]) for r in rows]
 
-    def passage(self, row: int, score: float = 0.0) -> Passage:
+    def passage(self, row: int, score: float = 0.0, span: Span | None = None) -> Passage:
         t = self.snap.sentences
         doc = self.snap.documents[int(t.doc[row])]
         near = self._neighbours(row)
@@ -299,6 +302,8 @@ class Searcher:
             score=round(float(score), 4),
             before=before,
             after=after,
+            answer_span=None if span is None else (span.start, span.end),
+            answer_p=0.0 if span is None else round(span.probability, 4),
         )
 
     def context(self, sentence_id: str, radius: int = 2) -> list[Passage]:
