@@ -77,6 +77,16 @@ def matrix(rows: list[dict]):
     return np.array(X), np.array(y), np.array(groups), np.array(qt), np.array(qid)
 
 
+def lowest_precise(scored: list[tuple[float, bool]], min_given: int) -> float:
+    """The lowest threshold (0.05 to 0.95) at which at least ``min_given`` answers are given and
+    >= PRECISION of them are right; 0.95 when none is."""
+    for th in np.arange(0.05, 0.96, 0.01):
+        given = [ok for p, ok in scored if p >= th]
+        if len(given) >= min_given and sum(given) / len(given) >= PRECISION:
+            return float(round(th, 2))
+    return 0.95
+
+
 def choose_thresholds(p: np.ndarray, y: np.ndarray, qt: np.ndarray, qid: np.ndarray, n_questions: dict) -> dict:
     """Per type: the lowest threshold whose given short answers are right >= PRECISION of the time."""
     best: dict[int, int] = {}
@@ -88,12 +98,7 @@ def choose_thresholds(p: np.ndarray, y: np.ndarray, qt: np.ndarray, qid: np.ndar
         if t == "other":
             continue
         top = [(p[i], y[i]) for q, i in best.items() if qt[i] == t]
-        chosen = 0.95
-        for th in np.arange(0.05, 0.96, 0.01):
-            given = [ok for pr, ok in top if pr >= th]
-            if len(given) >= 10 and sum(given) / len(given) >= PRECISION:
-                chosen = float(round(th, 2))
-                break
+        chosen = lowest_precise(top, min_given=10)
         given = [ok for pr, ok in top if pr >= chosen]
         out[t] = chosen
         report[t] = {"questions": n_questions.get(t, 0), "threshold": chosen,
@@ -126,12 +131,7 @@ def reader_thresholds(rows: list[dict], reads: list[tuple[str, float]]) -> tuple
         scored.setdefault("default", []).append(item)
     out, report = {}, {}
     for t, items in sorted(scored.items()):
-        chosen = 0.95
-        for th in np.arange(0.05, 0.96, 0.01):
-            given = [ok for p, ok in items if p >= th]
-            if len(given) >= 20 and sum(given) / len(given) >= PRECISION:
-                chosen = float(round(th, 2))
-                break
+        chosen = lowest_precise(items, min_given=20)
         given = [ok for p, ok in items if p >= chosen]
         out[t] = chosen
         report[t] = {"rows": len(items), "threshold": chosen, "coverage": round(len(given) / len(items), 3),
