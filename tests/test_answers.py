@@ -193,9 +193,9 @@ def test_dev_set_accuracy(briefing_engine, dev_result):
     metrics = dev_result.metrics()
     misses = [(o.id, o.answer.answer[:120]) for o in dev_result.failures()]
     # honest figures: the shown answer (short answer, else the top quote) and citation [1] only;
-    # 10 of 13 answered right today (d05 and d11: partial short answers, "Shadow cruise missiles"
-    # and "October"; d12 refused), 12 of 13 cited right; the issue asks for 0.9 (docs/quality.md)
-    assert metrics["answer_accuracy"] >= 0.76, misses
+    # 11 of 13 answered right today (d11: a partial short answer, "October"; d12 refused), 12 of 13
+    # cited right; the issue asks for 0.9 (docs/quality.md)
+    assert metrics["answer_accuracy"] >= 0.84, misses
     assert metrics["top_citation_accuracy"] >= 0.9, misses
     assert metrics["answer_text_anywhere"] >= metrics["answer_accuracy"]
     given = [o for o in dev_result.outcomes if o.answerable and o.scores["short"]]

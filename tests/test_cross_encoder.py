@@ -126,3 +126,17 @@ def test_span_decoding_keeps_to_the_sentence_and_whole_words():
     span = best_span(logits, enc, len(text) - len(sentence), sentence)
     assert sentence[span.start:span.end] == "Pokrovsk"  # widened to the whole word, no comma
     assert span.probability > 0.9
+
+
+def test_a_span_never_cuts_a_name_in_two():
+    from bot.knowledge.cross_encoder import _whole_name
+
+    def widened(sentence: str, part: str) -> str:
+        a = sentence.index(part)
+        return sentence[slice(*_whole_name(sentence, a, a + len(part)))]
+
+    s = "On Wednesday, Ukraine fired a volley of British Storm Shadow cruise missiles into Russia."
+    assert widened(s, "Shadow cruise missiles") == "British Storm Shadow cruise missiles"
+    assert widened("He met Lloyd J Austin, the secretary.", "Lloyd") == "Lloyd J Austin,"  # the comma is trimmed later
+    assert widened("It was signed in 1848, late.", "1848") == "1848"  # not a name: unchanged
+    assert widened("Mr Biden said so.", "Biden") == "Biden"  # the first word is capitalised as the first word

@@ -74,9 +74,9 @@ def test_dev_set_answers_cited_and_unanswerables_refused(briefing_engine):
     result = run_eval(briefing_engine.ask, read_rows(DEV_EVAL))
     m = result.metrics()
     assert m["questions"] >= 10
-    # 10 of 13 answered right, 12 of 13 cited right, 2 of 3 unanswerables refused (the issue asks
+    # 11 of 13 answered right, 12 of 13 cited right, 2 of 3 unanswerables refused (the issue asks
     # for 0.9 and all three: docs/quality.md); tests/test_answers.py holds the strict xfails
-    assert m["answer_accuracy"] >= 0.76 and m["citation_accuracy"] >= 0.9, m
+    assert m["answer_accuracy"] >= 0.84 and m["citation_accuracy"] >= 0.9, m
     assert m["abstention_on_unanswerable"] >= 0.66, m
 
 

@@ -12,6 +12,7 @@ same forward pass. The file is checked against the sha256 in the ranker manifest
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,11 +124,39 @@ def best_span(span_logits: np.ndarray, encoding, sentence_start: int, sentence: 
         a -= 1
     while b < len(sentence) and sentence[b].isalnum():
         b += 1
+    a, b = _whole_name(sentence, a, b)
     while a < b and sentence[a] in _EDGE:
         a += 1
     while b > a and (sentence[b - 1] in _EDGE or sentence[b - 1] == "." and b == len(sentence)):
         b -= 1
     return Span(a, b, float(np.exp(pair[i, j]))) if b > a else None
+
+
+_CAPITALISED = re.compile(r"[A-Z][\w'’.-]*")
+
+
+def _whole_name(sentence: str, a: int, b: int) -> tuple[int, int]:
+    """A span that starts or ends inside a run of capitalised words ("Shadow" of "Storm Shadow")
+    is taken to the whole run: a name is not cut in two. The sentence's first word is left out
+    (it is capitalised as the first word, not as a name)."""
+    words = [(m.start(), m.end(), bool(_CAPITALISED.fullmatch(m.group().rstrip(",;:.)]\"”"))))
+             for m in re.finditer(r"\S+", sentence)]
+    inside = [i for i, (s, e, _cap) in enumerate(words) if s < b and e > a]
+    if not inside:
+        return a, b
+    first, last = inside[0], inside[-1]
+    if words[first][2]:
+        while first > 1 and words[first - 1][2] and not _ENDS_WORD.search(sentence[words[first - 1][0]:words[first - 1][1]]):
+            first -= 1
+    if words[last][2] and not _ENDS_WORD.search(sentence[words[last][0]:words[last][1]]):
+        while last + 1 < len(words) and words[last + 1][2]:
+            last += 1
+            if _ENDS_WORD.search(sentence[words[last][0]:words[last][1]]):
+                break
+    return (a if first == inside[0] else words[first][0]), (b if last == inside[-1] else words[last][1])
+
+
+_ENDS_WORD = re.compile(r"[,;:.)\]\"”]$")
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
