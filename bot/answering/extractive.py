@@ -49,14 +49,18 @@ def _given_before(question: str, history: Sequence[Turn]) -> str:
     return previous.answer.split("\u201c", 1)[0]
 
 
+def span_needs(question: str, sure: dict[str, float]) -> float:
+    """The probability the cross-encoder's span must reach for this type of question."""
+    return sure.get(question_type(question)[0], sure.get("default", 1.0))
+
+
 def _short(question: str, p: Passage, given: str, sure: dict[str, float]) -> tuple[str, tuple[int, int] | None]:
     """The short answer the cross-encoder read in the sentence when it is sure enough for this
     type of question (``sure``: thresholds calibrated on train rows), else the span scorer's;
     never the whole sentence again, nor what the last answer already gave."""
     if p.answer_span and sure:
         a, b = p.answer_span
-        needed = sure.get(question_type(question)[0], sure.get("default", 1.0))
-        if p.answer_p >= needed and b - a < SPAN_MAX_SHARE * len(p.text) and p.text[a:b] not in given:
+        if p.answer_p >= span_needs(question, sure) and b - a < SPAN_MAX_SHARE * len(p.text) and p.text[a:b] not in given:
             return p.text[a:b], (a, b)
     return short_answer(question, p.text, given)
 
