@@ -238,8 +238,8 @@ def pr_table(conf, top_ok, answerable) -> list[dict]:
 def cross_scores(data: dict, ranker: Linear, cross, cache: Path) -> None:
     """data["head"]: each question's best K_MAX candidates by ``ranker`` (indices into its rows);
     data["ce"]: their cross-encoder logits. Cached in ``cache`` (JSON) by question, sentence text
-    and model, with the probability of the answer span read in each (the ablation in
-    docs/quality.md), since reading 10k pairs takes minutes on 2 cores."""
+    and model, since reading 10k pairs takes minutes on 2 cores; the cache also keeps each span's
+    probability, which the fit does not use (the span-feature ablation in docs/quality.md read it)."""
     from bot.knowledge.search import Searcher
 
     searcher = Searcher(data["snap"], encoder=None)

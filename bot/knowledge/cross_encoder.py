@@ -133,30 +133,30 @@ def best_span(span_logits: np.ndarray, encoding, sentence_start: int, sentence: 
 
 
 _CAPITALISED = re.compile(r"[A-Z][\w'’.-]*")
+_CLOSES = ",;:.)]\"”"  # a word ending in one of these closes a name
 
 
 def _whole_name(sentence: str, a: int, b: int) -> tuple[int, int]:
     """A span that starts or ends inside a run of capitalised words ("Shadow" of "Storm Shadow")
     is taken to the whole run: a name is not cut in two. The sentence's first word is left out
     (it is capitalised as the first word, not as a name)."""
-    words = [(m.start(), m.end(), bool(_CAPITALISED.fullmatch(m.group().rstrip(",;:.)]\"”"))))
-             for m in re.finditer(r"\S+", sentence)]
-    inside = [i for i, (s, e, _cap) in enumerate(words) if s < b and e > a]
+    words = []  # (start, end, capitalised, closes)
+    for m in re.finditer(r"\S+", sentence):
+        bare = m.group().rstrip(_CLOSES)
+        words.append((m.start(), m.end(), bool(_CAPITALISED.fullmatch(bare)), bare != m.group()))
+    inside = [i for i, (s, e, _cap, _closes) in enumerate(words) if s < b and e > a]
     if not inside:
         return a, b
     first, last = inside[0], inside[-1]
     if words[first][2]:
-        while first > 1 and words[first - 1][2] and not _ENDS_WORD.search(sentence[words[first - 1][0]:words[first - 1][1]]):
+        while first > 1 and words[first - 1][2] and not words[first - 1][3]:
             first -= 1
-    if words[last][2] and not _ENDS_WORD.search(sentence[words[last][0]:words[last][1]]):
+    if words[last][2] and not words[last][3]:
         while last + 1 < len(words) and words[last + 1][2]:
             last += 1
-            if _ENDS_WORD.search(sentence[words[last][0]:words[last][1]]):
+            if words[last][3]:
                 break
     return (a if first == inside[0] else words[first][0]), (b if last == inside[-1] else words[last][1])
-
-
-_ENDS_WORD = re.compile(r"[,;:.)\]\"”]$")
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
