@@ -140,3 +140,22 @@ def test_a_span_never_cuts_a_name_in_two():
     assert widened("He met Lloyd J Austin, the secretary.", "Lloyd") == "Lloyd J Austin,"  # the comma is trimmed later
     assert widened("It was signed in 1848, late.", "1848") == "1848"  # not a name: unchanged
     assert widened("Mr Biden said so.", "Biden") == "Biden"  # the first word is capitalised as the first word
+
+
+def test_a_span_keeps_whole_tokens_and_what_qualifies_a_number_or_date():
+    from bot.knowledge.cross_encoder import _qualified, _whole_name, _whole_tokens
+
+    def widened(sentence: str, part: str) -> str:
+        a = sentence.index(part)
+        a, b = _whole_name(sentence, *_whole_tokens(sentence, a, a + len(part)))
+        return sentence[_qualified(sentence, a, b):b]
+
+    assert widened("The organist was Louis Lefébure-Wély.", "Louis Lef") == "Louis Lefébure-Wély"
+    assert widened("It cost $5.11 a share.", "5") == "$5.11"  # not "$5" of "$5.11"
+    assert widened("Sales rose 35% in May.", "35") == "35%"
+    assert widened("It holds over 26,000 acres.", "26") == "over 26,000"
+    assert widened("More than 200 papers have an office there.", "200") == "More than 200"
+    assert widened("They boarded ships in early-to-mid October.", "October") == "early-to-mid October"
+    assert widened("It grew in mid-2005.", "2005") == "mid-2005"
+    assert widened("Troops moved over the river in 2005.", "river") == "river"  # "over" qualifies numbers only
+    assert widened("The U.S. army left.", "army") == "army"  # "." joins digits, not words

@@ -23,6 +23,8 @@ from bot.knowledge.store import file_sha256
 MAX_TOKENS = 96  # as trained: question + heading + sentence, the longer side cut first
 MAX_SPAN_TOKENS = 16  # a short answer is a few words; a longer span is a sentence, already quoted
 _EDGE = " ,;:"  # never the first or last character of a short answer
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+           "october", "november", "december")
 
 
 @dataclass(frozen=True)
@@ -120,16 +122,56 @@ def best_span(span_logits: np.ndarray, encoding, sentence_start: int, sentence: 
     i, j = np.unravel_index(int(np.argmax(pair)), pair.shape)
     a = encoding.offsets[tokens[i]][0] - sentence_start
     b = encoding.offsets[tokens[j]][1] - sentence_start
-    while a > 0 and sentence[a - 1].isalnum():
-        a -= 1
-    while b < len(sentence) and sentence[b].isalnum():
-        b += 1
+    a, b = _whole_tokens(sentence, a, b)
     a, b = _whole_name(sentence, a, b)
+    a = _qualified(sentence, a, b)
     while a < b and sentence[a] in _EDGE:
         a += 1
     while b > a and (sentence[b - 1] in _EDGE or sentence[b - 1] == "." and b == len(sentence)):
         b -= 1
     return Span(a, b, float(np.exp(pair[i, j]))) if b > a else None
+
+
+def _joins(sentence: str, i: int) -> bool:
+    """Whether sentence[i] is inside a token: a letter or digit, or a joiner with one on each side
+    ("Lefébure-Wély", "Sand's", "24/7"; "." and "," only between digits: "$5.11", "26,000")."""
+    c = sentence[i]
+    if c.isalnum():
+        return True
+    if c not in "-'’/.," or not 0 < i < len(sentence) - 1:
+        return False
+    left, right = sentence[i - 1], sentence[i + 1]
+    return left.isdigit() and right.isdigit() if c in ".," else left.isalnum() and right.isalnum()
+
+
+def _whole_tokens(sentence: str, a: int, b: int) -> tuple[int, int]:
+    """A span widened to whole tokens, with the currency sign before a number and the % after it."""
+    while a > 0 and _joins(sentence, a - 1):
+        a -= 1
+    while b < len(sentence) and _joins(sentence, b):
+        b += 1
+    if a > 0 and sentence[a - 1] in "$£€" and sentence[a:a + 1].isdigit():
+        a -= 1
+    if b < len(sentence) and sentence[b] == "%" and sentence[b - 1].isdigit():
+        b += 1
+    return a, b
+
+
+# Words that make a number or a date what it is: "over 26,000" is not "26,000", "early-to-mid
+# October" is not "October".
+_QUALIFIER = re.compile(
+    r"\b(?:about|around|approximately|roughly|nearly|almost|over|under|some|up to|more than|less than|"
+    r"fewer than|at least|at most|as many as|as much as|(?:early|mid|late)(?:-to-(?:early|mid|late))?)[ -]$",
+    re.IGNORECASE)
+_NUMBER_OR_DATE = re.compile(rf"[$£€]?\d|(?:{'|'.join(_MONTHS)})\b", re.IGNORECASE)
+
+
+def _qualified(sentence: str, a: int, b: int) -> int:
+    """Where a number or date span starts once the word that qualifies it is taken in."""
+    if not _NUMBER_OR_DATE.match(sentence, a, b):
+        return a
+    m = _QUALIFIER.search(sentence, max(0, a - 24), a)
+    return m.start() if m else a
 
 
 _CAPITALISED = re.compile(r"[A-Z][\w'’.-]*")
