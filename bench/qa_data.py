@@ -25,7 +25,7 @@ TITLED = ("wikiqa", "squad2", "selqa_ass")  # titles that name the subject (Wiki
 @dataclass
 class QASet:
     passages: dict[str, dict]  # id -> passage row, with "doc" (file name) when indexed
-    questions: list[dict]  # each with "indexed": whether its passage is in the index
+    questions: list[dict]  # each with "indexed" (its passage is in the index) and "article_indexed" (its article is)
     held_out: set[str] = field(default_factory=set)
 
 
@@ -54,6 +54,17 @@ def document_text(p: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def article_of(p: dict) -> tuple[str, str]:
+    """The article (or reviewed item) a passage comes from: a held-out SQuAD paragraph whose
+    article has other paragraphs indexed is "same topic, no answer", not "not covered at all"."""
+    title = (p.get("title") or "").strip()
+    if p["dataset"] in ("squad2", "wikiqa", "subjqa") and title:
+        return p["dataset"], title
+    if p["dataset"] == "selqa_ass" and title:
+        return p["dataset"], title.split(" / ")[0]
+    return p["dataset"], p["id"]  # RealTimeQA (title = source and date) and TrecQA: one passage, one article
+
+
 def sample(split: str, per_dataset: dict[str, int], held_out_share: float, seed: int,
            max_questions: dict[str, int] | None = None) -> QASet:
     """``per_dataset`` passages of each dataset, ``held_out_share`` of them left out of the index."""
@@ -73,7 +84,9 @@ def sample(split: str, per_dataset: dict[str, int], held_out_share: float, seed:
             p = dict(passages[pid])
             p["doc"] = f"{ds}-{i:04d}-{_slug(p.get('title') or ds)}.txt"
             chosen[pid] = p
-    qs = [dict(q, indexed=q["passage_id"] not in held) for q in questions if q["passage_id"] in chosen]
+    indexed_articles = {article_of(passages[pid]) for pid in chosen if pid not in held}
+    qs = [dict(q, indexed=q["passage_id"] not in held, article_indexed=article_of(passages[q["passage_id"]]) in indexed_articles)
+          for q in questions if q["passage_id"] in chosen]
     if max_questions:
         rng.shuffle(qs)
         kept, count = [], {}

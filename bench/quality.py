@@ -59,6 +59,7 @@ def score_questions(engine, qa, questions) -> list[dict]:
         short = (answer.short_answer or "").lower()
         answerable = bool(q["answerable"]) and q["indexed"]
         out.append({"dataset": q["dataset"], "answerable": answerable, "held_out": not q["indexed"],
+                    "article_indexed": q["article_indexed"],
                     "top1": top1, "refused": answer.abstained,
                     "short_ok": (not answer.abstained) and bool(short) and any(a.lower() in short for a in q["answers"]),
                     "ms": ms})
@@ -97,7 +98,9 @@ def val_quality(work: Path, limit: int | None) -> tuple[dict, list[float]]:
     for ds in sorted({r["dataset"] for r in recs}):
         table[ds] = summarise([r for r in recs if r["dataset"] == ds])
     held = [r for r in recs if r["held_out"]]
-    table["(held-out articles)"] = summarise(held)
+    table["(held-out passages)"] = summarise(held)
+    table["(held out, article absent)"] = summarise([r for r in held if not r["article_indexed"]])
+    table["(held out, other passages of its article indexed)"] = summarise([r for r in held if r["article_indexed"]])
     return table, [r["ms"] for r in recs]
 
 

@@ -216,8 +216,11 @@ def per_dataset(data: dict, conf, top_ok, answerable, threshold: float) -> dict:
                   "top1": round(float(top_ok[a].mean()), 3) if a.any() else None,
                   "answerable_refused": round(float((~answered[a]).mean()), 3) if a.any() else None,
                   "unanswerable_refused": round(float((~answered[u]).mean()), 3) if u.any() else None}
-    h = held
-    out["(held-out articles)"] = {"questions": int(h.sum()), "unanswerable_refused": round(float((~answered[h]).mean()), 3)}
+    same = np.array([q["article_indexed"] for q in data["q"]])
+    for name, h in (("(held-out passages)", held), ("(held out, article absent)", held & ~same),
+                    ("(held out, other passages of its article indexed)", held & same)):
+        out[name] = {"questions": int(h.sum()),
+                     "unanswerable_refused": round(float((~answered[h]).mean()), 3) if h.any() else None}
     return out
 
 
