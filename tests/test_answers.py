@@ -36,7 +36,8 @@ def test_when_was_umerov_informed(briefing_engine, briefing_version):
 
 
 @pytest.mark.parametrize("question, short, evidence", [
-    ("How many North Korean forces were in Kursk?", "8,000", "8,000 North Korean forces"),
+    # the short answer keeps what qualifies the number: "as many as 8,000", not "8,000"
+    ("How many North Korean forces were in Kursk?", "as many as 8,000", "8,000 North Korean forces"),
     ("Which British weapons were fired into Russia?", "", "Storm Shadow cruise missiles"),
     # a role names its holder: the name next to the whole role, not next to a part of it
     ("Who is the Ukrainian minister of defence?", "Rustem Umerov", "minister of defence Rustem Umerov"),
@@ -76,9 +77,7 @@ def test_no_wrong_short_answer(briefing_engine, question, right, wrong, evidence
 @pytest.mark.parametrize("question", [
     "Who won the Super Bowl?",
     "What does an ATACMS cost?",
-    pytest.param("What is the price of one ATACMS missile?", marks=pytest.mark.xfail(
-        strict=True, reason="known model limit (docs/quality.md): the ATACMS strike sentence gets P(answerable) "
-                            "above the threshold again with the retrained cross-encoder")),
+    "What is the price of one ATACMS missile?",
     "Who is the prime minister of Japan?",
     "What is the weather forecast for Kyiv tomorrow?",
     "@everyone who won the Super Bowl?",
@@ -180,8 +179,6 @@ def dev_result(briefing_engine):
 
 
 @needs_dev_set
-@pytest.mark.xfail(strict=True, reason="known model limit (docs/quality.md): d13, the price of an ATACMS missile, "
-                                       "is answered with the strike sentence")
 def test_dev_set_abstains_on_every_unanswerable(dev_result):
     metrics = dev_result.metrics()
     assert metrics["unanswerable"] >= 3

@@ -12,7 +12,7 @@ instead of quoting the nearest sentence.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, Sequence
 
 import faiss
@@ -46,6 +46,13 @@ class Retrieval:
     confidence: float  # calibrated P(passages[0] answers the question)
     coverage: float
     dense: float
+
+
+def _without_spans(found: Retrieval) -> Retrieval:
+    """A retrieval read for the question joined to the last one: its sentences stand, but the
+    short answers the cross-encoder read answer the pair ("When ...? Who ...?" gave a date for
+    "who"), so the answerer finds the short answer for the question asked on its own."""
+    return replace(found, passages=[replace(p, answer_span=None, answer_p=0.0) for p in found.passages])
 
 
 class Searcher:
@@ -225,12 +232,12 @@ class Searcher:
         linked_q = f"{history[-1].question} {question}"
         words = set(raw_tokens(question))
         if words & _FOLLOWUP_WORDS or not terms(question):
-            return self._ranked(linked_q, k)
+            return _without_spans(self._ranked(linked_q, k))
         alone = self._ranked(question, k)
         if alone.supported or len(terms(question)) > 2:
             return alone
         linked = self._ranked(linked_q, k)
-        return linked if linked.confidence > alone.confidence else alone
+        return _without_spans(linked) if linked.confidence > alone.confidence else alone
 
     def _ranked(self, question: str, k: int) -> Retrieval:
         rows, x = self.candidates(question)
