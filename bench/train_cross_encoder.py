@@ -20,7 +20,8 @@ Passages in the ranker's train sample (bench/train_ranker.py) are left out, so t
 on cross-encoder scores of questions the cross-encoder never saw. Val is never read. Fixed seed;
 the schedule is fixed by --steps (or chosen once from --budget-s and the measured step time).
 The shipped model: ``--steps 1258`` (seed 13), then ``--init <that> --seed 14 --steps 600 --lr 3e-5``,
-then ``--init <that> --seed 15 --steps 1100 --lr 3e-5 --span-weight 1 --span-extra 12`` (the span head).
+then ``--init <that> --seed 15 --steps 1100 --lr 3e-5 --span-weight 1 --span-extra 12`` (the span head),
+then ``--init <that> --seed 16 --steps 1000 --lr 2e-5 --span-weight 1 --span-extra 12`` (pass 4).
 bench/export_cross_encoder.py turns the checkpoint into the shipped int8 ONNX model.
 """
 

@@ -109,11 +109,15 @@ def choose_thresholds(p: np.ndarray, y: np.ndarray, qt: np.ndarray, qid: np.ndar
 
 
 def reader_reads(cross, rows: list[dict]) -> list[tuple[str, float]]:
-    """The cross-encoder's short answer and its probability for each row's gold sentence."""
+    """The cross-encoder's short answer and its probability for each row's gold sentence (none
+    where the span is not of the kind the answerer takes, whatever its probability)."""
+    from bot.answering.extractive import reader_span_fits
+
     out = []
     for r in rows:
         span = cross.read(r["question"], [r["sentence"]], [r["sentence"]])[1][0]
-        out.append(("", 0.0) if span is None else (r["sentence"][span.start:span.end], span.probability))
+        fits = span is not None and reader_span_fits(r["question"], r["sentence"], (span.start, span.end), 1.0, {"default": 0.0})
+        out.append((r["sentence"][span.start:span.end], span.probability) if fits else ("", 0.0))
     return out
 
 

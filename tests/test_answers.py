@@ -135,9 +135,7 @@ QUESTIONS = [
     "Why did Biden resist easing the limits for months?",
     "What did the Biden administration approve to slow Russia's advance in the east?",
     "When did North Korean soldiers board ships?",
-    pytest.param("What range do the rockets have?", marks=pytest.mark.xfail(
-        strict=True, reason="known model limit (docs/quality.md): the right sentence ranks first, but P(answerable) "
-                            "is under the threshold, so it is offered only as the closest passage")),
+    "What range do the rockets have?",
     "What did the congressional aide say?",
     "Where did North Korean soldiers dock?",
 ]

@@ -103,12 +103,22 @@ def _borrow_body(question: str, prev_q: str, prev_answer: str) -> str:
     first = body.split(" ", 1)[0].lower()
     if old_phrase.lower() in ("who", "whom") and first not in _AUX:
         # The previous question asked for the subject ("Who informed Umerov?"): its answer is it.
-        subject = short_of(prev_answer)
+        subject = _entity(short_of(prev_answer))
         if not subject:
             return ""
         body = f"{subject} {body}"
     rewritten = f"{new_phrase[0].upper()}{new_phrase[1:]} {body}?"
     return rewritten
+
+
+def _entity(short: str) -> str:
+    """The name a short answer ends with, without the role before it ("secretary of defence Lloyd
+    J Austin" -> "Lloyd J Austin"): the subject of the rewritten question is who, not what they are."""
+    words = short.split()
+    i = len(words)
+    while i > 0 and words[i - 1][:1].isupper():
+        i -= 1
+    return " ".join(words[i:]) if 0 < i <= len(words) - 2 else short
 
 
 def short_of(answer: str) -> str:

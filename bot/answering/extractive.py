@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from bot.answering.spans import FACTOID, question_type, short_answer
+from bot.answering.spans import FACTOID, asks_what_a_name_is, question_type, short_answer
 from bot.answering.types import Answer, Citation, Passage, Turn
+from bot.knowledge.rerank import holds_type
 
 NOT_COVERED = "The briefings don't say."
 CLOSEST_LABEL = "Closest passage (not an answer):"
@@ -58,11 +59,28 @@ def _short(question: str, p: Passage, given: str, sure: dict[str, float]) -> tup
     """The short answer the cross-encoder read in the sentence when it is sure enough for this
     type of question (``sure``: thresholds calibrated on train rows), else the span scorer's;
     never the whole sentence again, nor what the last answer already gave."""
-    if p.answer_span and sure:
-        a, b = p.answer_span
-        if p.answer_p >= span_needs(question, sure) and b - a < SPAN_MAX_SHARE * len(p.text) and p.text[a:b] not in given:
-            return p.text[a:b], (a, b)
+    if p.answer_span and sure and reader_span_fits(question, p.text, p.answer_span, p.answer_p, sure, given):
+        return p.text[slice(*p.answer_span)], p.answer_span
     return short_answer(question, p.text, given)
+
+
+def reader_span_fits(question: str, text: str, span: tuple[int, int], probability: float,
+                     sure: dict[str, float], given: str = "") -> bool:
+    """Whether the cross-encoder's span is the short answer: sure enough for the question's type,
+    not the whole sentence, not what the last answer already gave, and for "Who is John Kirby?"
+    a description, not another name; for "when", not a bare name. (Requiring a date for every
+    "when" and a number for "how many" cost short answers on val: "during the break", "a year".)"""
+    a, b = span
+    short = text[a:b]
+    if probability < span_needs(question, sure) or b - a >= SPAN_MAX_SHARE * len(text) or short in given:
+        return False
+    if question_type(question)[0] == "when" and _only_names(short) and not holds_type("when", short):
+        return False  # a name ("Ukraine") is no answer to "when"
+    return not (asks_what_a_name_is(question) and _only_names(short))
+
+
+def _only_names(text: str) -> bool:
+    return all(w[:1].isupper() or not w[:1].isalpha() for w in text.split())
 
 
 def _marked(text: str, span: tuple[int, int] | None) -> str:

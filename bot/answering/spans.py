@@ -46,6 +46,14 @@ _AUX = {"is", "was", "are", "were", "do", "does", "did", "has", "have", "had", "
 _HOW_NUMBER = {"many", "long", "old", "far", "big", "large", "tall", "high", "deep", "often", "fast", "heavy", "wide"}
 
 
+def asks_what_a_name_is(question: str) -> bool:
+    """"Who is John Kirby?" asks what he is: the answer describes him ("White House spokesperson"),
+    so the sentence that says so comes first and another name is no short answer."""
+    m = re.match(r"^\W*who(?:'s|’s| is| was| are| were)\s+(.+?)[\s?!.]*$", question.strip(), re.IGNORECASE)
+    return bool(m) and all(w[:1].isupper() or w.lower() in ("of", "the", "de", "van", "von", "bin", "al")
+                           for w in m.group(1).split())
+
+
 def question_type(question: str) -> tuple[str, str]:
     """(type, head word): the type comes from the first question word, so a " when " later in
     "What happened when ...?" keeps it a "what" question; the head is the noun after
@@ -61,12 +69,7 @@ def question_type(question: str) -> tuple[str, str]:
     if wh == "where":
         return "where", ""
     if wh in ("who", "whom", "whose"):
-        # "Who is John Kirby?" asks what he is: the sentence that says so, no name put first.
-        m = re.match(r"^\W*who(?:'s|’s| is| was| are| were)\s+(.+?)[\s?!.]*$", question.strip(), re.I)
-        if m and all(w[:1].isupper() or w.lower() in ("of", "the", "de", "van", "von", "bin", "al")
-                     for w in m.group(1).split()):
-            return "other", ""
-        return "who", ""
+        return ("other" if asks_what_a_name_is(question) else "who"), ""
     if wh == "why":
         return "other", ""
     if wh == "how":
