@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bot.answering.extractive import reader_span_fits  # noqa: E402
+from bot.answering.extractive import reader_span_fits, short_in  # noqa: E402
 from bot.answering.spans import FACTOID, question_type, short_answer  # noqa: E402
 from bot.knowledge.rerank import default_model  # noqa: E402
 from train_spans import gold, oracle_rows  # noqa: E402
@@ -89,9 +89,10 @@ def reader_answer(cross, sure: dict[str, float], with_patterns: bool):
 
     def answer(question: str, sentence: str) -> str:
         span = cross.read(question, [sentence], [sentence])[1][0]
-        if span is not None and reader_span_fits(question, sentence, (span.start, span.end), span.probability, sure):
-            return sentence[span.start:span.end]
-        return new_answer(question, sentence) if with_patterns else ""
+        read, p = ((span.start, span.end), span.probability) if span is not None else (None, 0.0)
+        if with_patterns:
+            return short_in(question, sentence, read, p, sure)[0]
+        return sentence[slice(*read)] if read and reader_span_fits(question, sentence, read, p, sure) else ""
     return answer
 
 

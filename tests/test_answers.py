@@ -289,3 +289,19 @@ def test_a_span_that_is_the_whole_sentence_is_not_a_short_answer():
     text = "Talks resumed."
     answer = ExtractiveAnswerer(span_min_p=SURE).answer("What happened?", [], [_passage(text, (0, len(text) - 1))])
     assert answer.short_answer != "Talks resumed"  # the sentence is quoted; it is not said twice
+
+
+@pytest.mark.parametrize("question, text, part, used", [
+    # a question about what a name is takes a description, not another name
+    ("Who is John Kirby?", "White House spokesperson John Kirby spoke.", "White House", False),
+    ("Who is John Kirby?", "White House spokesperson John Kirby spoke.", "White House spokesperson", True),
+    # "when" takes no bare name, but a date that is capitalised, or a phrase, is fine
+    ("When did they sail?", "They sailed from Ukraine in spring.", "Ukraine", False),
+    ("When was he baptised?", "He was baptised on Easter Sunday, 23 April 1810.", "Easter Sunday", True),
+    ("When did she leave?", "During the break she left.", "During the break", True),
+    ("Who led the procession?", "It was led by Prince Adam Czartoryski.", "Prince Adam Czartoryski", True),
+])
+def test_the_cross_encoder_span_must_be_of_the_kind_asked(question, text, part, used):
+    a = text.index(part)
+    answer = ExtractiveAnswerer(span_min_p=SURE).answer(question, [], [_passage(text, (a, a + len(part)))])
+    assert (answer.short_answer == part) is used, answer.short_answer

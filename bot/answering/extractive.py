@@ -55,13 +55,19 @@ def span_needs(question: str, sure: dict[str, float]) -> float:
     return sure.get(question_type(question)[0], sure.get("default", 1.0))
 
 
+def short_in(question: str, text: str, read: tuple[int, int] | None, probability: float,
+             sure: dict[str, float], given: str = "") -> tuple[str, tuple[int, int] | None]:
+    """The short answer in ``text``: the span the cross-encoder ``read`` when it is sure enough
+    for this type of question (``sure``: thresholds calibrated on train rows), else the span
+    scorer's; never the whole sentence again, nor what the last answer already gave."""
+    if read and sure and reader_span_fits(question, text, read, probability, sure, given):
+        return text[slice(*read)], read
+    short, span = short_answer(question, text, given)
+    return (short, span) if short and _of_the_kind_asked(question, short) else ("", None)
+
+
 def _short(question: str, p: Passage, given: str, sure: dict[str, float]) -> tuple[str, tuple[int, int] | None]:
-    """The short answer the cross-encoder read in the sentence when it is sure enough for this
-    type of question (``sure``: thresholds calibrated on train rows), else the span scorer's;
-    never the whole sentence again, nor what the last answer already gave."""
-    if p.answer_span and sure and reader_span_fits(question, p.text, p.answer_span, p.answer_p, sure, given):
-        return p.text[slice(*p.answer_span)], p.answer_span
-    return short_answer(question, p.text, given)
+    return short_in(question, p.text, p.answer_span, p.answer_p, sure, given)
 
 
 def reader_span_fits(question: str, text: str, span: tuple[int, int], probability: float,
@@ -74,8 +80,13 @@ def reader_span_fits(question: str, text: str, span: tuple[int, int], probabilit
     short = text[a:b]
     if probability < span_needs(question, sure) or b - a >= SPAN_MAX_SHARE * len(text) or short in given:
         return False
+    return _of_the_kind_asked(question, short)
+
+
+def _of_the_kind_asked(question: str, short: str) -> bool:
+    """Not a bare name for "when" ("Ukraine"), nor for what a name is ("Who is John Kirby?")."""
     if question_type(question)[0] == "when" and _only_names(short) and not holds_type("when", short):
-        return False  # a name ("Ukraine") is no answer to "when"
+        return False
     return not (asks_what_a_name_is(question) and _only_names(short))
 
 
