@@ -116,7 +116,7 @@ def reader_reads(cross, rows: list[dict]) -> list[tuple[str, float]]:
     out = []
     for r in rows:
         span = cross.read(r["question"], [r["sentence"]], [r["sentence"]])[1][0]
-        fits = span is not None and reader_span_fits(r["question"], r["sentence"], (span.start, span.end), 1.0, {"default": 0.0})
+        fits = span is not None and reader_span_fits(r["question"], r["sentence"], (span.start, span.end))
         out.append((r["sentence"][span.start:span.end], span.probability) if fits else ("", 0.0))
     return out
 

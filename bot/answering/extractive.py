@@ -70,15 +70,18 @@ def _short(question: str, p: Passage, given: str, sure: dict[str, float]) -> tup
     return short_in(question, p.text, p.answer_span, p.answer_p, sure, given)
 
 
-def reader_span_fits(question: str, text: str, span: tuple[int, int], probability: float,
-                     sure: dict[str, float], given: str = "") -> bool:
-    """Whether the cross-encoder's span is the short answer: sure enough for the question's type,
-    not the whole sentence, not what the last answer already gave, and for "Who is John Kirby?"
-    a description, not another name; for "when", not a bare name. (Requiring a date for every
-    "when" and a number for "how many" cost short answers on val: "during the break", "a year".)"""
+def reader_span_fits(question: str, text: str, span: tuple[int, int], probability: float = 1.0,
+                     sure: dict[str, float] | None = None, given: str = "") -> bool:
+    """Whether the cross-encoder's span is the short answer: sure enough for the question's type
+    (no ``sure``: whatever its probability, as when the thresholds are set), not the whole
+    sentence, not what the last answer already gave, and for "Who is John Kirby?" a description,
+    not another name; for "when", not a bare name. (Requiring a date for every "when" and a
+    number for "how many" cost short answers on val: "during the break", "a year".)"""
     a, b = span
     short = text[a:b]
-    if probability < span_needs(question, sure) or b - a >= SPAN_MAX_SHARE * len(text) or short in given:
+    if sure is not None and probability < span_needs(question, sure):
+        return False
+    if b - a >= SPAN_MAX_SHARE * len(text) or short in given:
         return False
     return _of_the_kind_asked(question, short)
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import Stemmer
 
+from bot.knowledge.terms import MONTHS
+
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "spans.json"
 
 QTYPES = ("when", "who", "where", "number", "money", "what", "other")
@@ -104,7 +106,7 @@ def _head(rest: list[str]) -> str:
 
 
 # ---- candidate spans ---------------------------------------------------------------------
-_MONTH = r"(?:January|February|March|April|May|June|July|August|September|October|November|December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
+_MONTH = rf"(?:{'|'.join(m.capitalize() for m in MONTHS)}|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
 _DAYNAME = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
 _PART = r"(?:early|mid|late)(?:-to-(?:early|mid|late))?"
 _ORD_WORDS = r"(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|twenty-first)"

@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from bot.knowledge.store import file_sha256
+from bot.knowledge.terms import MONTHS
 
 MAX_TOKENS = 96  # as trained: question + heading + sentence, the longer side cut first
 MAX_SPAN_TOKENS = 16  # a short answer is a few words; a longer span is a sentence, already quoted
 _EDGE = " ,;:"  # never the first or last character of a short answer
-_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
-           "october", "november", "december")
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ _QUALIFIER = re.compile(
     r"\b(?:about|around|approximately|roughly|nearly|almost|over|under|some|up to|more than|less than|"
     r"fewer than|at least|at most|as many as|as much as|(?:early|mid|late)(?:-to-(?:early|mid|late))?)[ -]$",
     re.IGNORECASE)
-_NUMBER_OR_DATE = re.compile(rf"[$£€]?\d|(?:{'|'.join(_MONTHS)})\b", re.IGNORECASE)
+_NUMBER_OR_DATE = re.compile(rf"[$£€]?\d|(?:{'|'.join(MONTHS)})\b", re.IGNORECASE)
 
 
 def _qualified(sentence: str, a: int, b: int) -> int:

@@ -25,6 +25,7 @@ import numpy as np
 
 from bot.knowledge.cross_encoder import CrossEncoder, CrossEncoderError
 from bot.knowledge.store import file_sha256
+from bot.knowledge.terms import MONTHS
 
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
 MANIFEST = "ranker.json"
@@ -44,7 +45,7 @@ QFEATURES = [
 ]
 
 # ---- answer types -------------------------------------------------------------------------
-_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_MONTHS = "|".join(MONTHS)
 _ASKS = {
     "when": re.compile(r"^(?:when|since when)\b|\b(?:what|which|in what|in which) (?:year|date|day|month|time|century|decade|period|era)\b",
                        re.IGNORECASE),
