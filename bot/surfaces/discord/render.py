@@ -64,9 +64,15 @@ def escape(text: str) -> str:
     return "\n".join(out)
 
 
+def unix_lines(text: str) -> str:
+    """One line ending everywhere: a lone carriage return would show as a quoted line in an
+    embed but not in an attached file, so both get "\n"."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def quote(text: str) -> str:
     """A block quote of ``text`` that the text cannot leave: every line is prefixed and escaped."""
-    lines = escape(text.replace("\r\n", "\n").replace("\r", "\n")).split("\n")
+    lines = escape(unix_lines(text)).split("\n")
     return "\n".join("> " + line for line in lines)
 
 
@@ -197,7 +203,7 @@ def render_answer(answer: Answer, *, answer_id: str, built_at: str = "") -> list
                 title=clip(name, TITLE_MAX), color=COLOR_ANSWER,
                 description=f"This cited sentence is {len(c.text):,} characters long; "
                             f"it is quoted in full in the attached file `{filename}`."))
-            packer.add_file(filename, (c.text + "\n").encode("utf-8"))
+            packer.add_file(filename, (unix_lines(c.text) + "\n").encode("utf-8"))
     return packer.messages
 
 
@@ -227,7 +233,7 @@ def render_context(citations: Sequence[Citation], contexts: Sequence[Sequence[Pa
             filename = f"source-{c.n}.txt"
             packer.add_embed(discord.Embed(title=clip(name, TITLE_MAX), color=COLOR_ANSWER,
                                            description=f"Quoted in full in the attached file `{filename}`."))
-            packer.add_file(filename, "\n".join(p.text for p in passages or [c]).encode("utf-8"))
+            packer.add_file(filename, "\n".join(unix_lines(p.text) for p in passages or [c]).encode("utf-8"))
         else:
             heading = c.heading and f"Section: {escape(c.heading)}\n"
             desc = (heading or "") + body
