@@ -35,17 +35,23 @@ def cite(n: int, text: str, title: str = "Doc") -> Citation:
 
 
 def all_citation_texts(messages) -> list[str]:
+    """Every citation's text as rendered, in citation order (a long one is an attached file,
+    which a message carries after its embeds)."""
     out = []
     for m in messages:
         for e in m.embeds:
             for f in e.fields:
                 if f.name.startswith("["):
-                    out.append(unquote(f.value))
+                    out.append((_number(f.name), unquote(f.value)))
             if e.title and e.title.startswith("[") and e.description and e.description.startswith("> "):
-                out.append(unquote(e.description))
+                out.append((_number(e.title), unquote(e.description)))
         for name, data in m.files.items():
-            out.append(data.decode("utf-8")[:-1])
-    return out
+            out.append((int(re.search(r"\d+", name).group()), data.decode("utf-8")[:-1]))
+    return [text for _n, text in sorted(out, key=lambda item: item[0])]
+
+
+def _number(label: str) -> int:
+    return int(re.match(r"\[(\d+)\]", label).group(1))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
