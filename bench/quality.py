@@ -1,6 +1,6 @@
 """Answer quality in the retrieval setting: the val split of ../shared/qa-train and the dev files.
 
-    python bench/quality.py [--work /work/data/rank] [--limit N] [--no-readme]
+    python bench/quality.py [--work /work/data/rank] [--limit N] [--chat-style] [--no-readme]
 
 - val: 593 val passages of ../shared/qa-train (all of SQuAD's, a sample of the others; 15% of
   them held out of the index: their questions are "not covered at all") plus 50 BBC articles,
@@ -15,6 +15,10 @@ top-1 = the first retrieved sentence is a gold answer sentence (answerable quest
 answerable refused / unanswerable refused = share of each the bot declined; short-answer =
 a gold answer string inside ``Answer.short_answer`` (span datasets only); latency = ``ask``
 wall time, p50/p95.
+
+``--chat-style`` also asks every question again the way people type in chat
+(``bench/chat_style.py``: lower case, no apostrophes or question mark, texting short forms, a
+typo), with the clean question's gold, and reports those rows beside the clean ones.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.chat_style import chat_style  # noqa: E402
 from bench.qa_data import is_answer_sentence, sample, write_documents  # noqa: E402
 from bench.train_ranker import SEED, VAL_BBC_DISTRACTORS, VAL_HELD_OUT, VAL_PASSAGES, VAL_QUESTIONS  # noqa: E402
 
@@ -80,7 +85,11 @@ def summarise(recs: list[dict]) -> dict:
             "short_answer_acc": mean([r["short_ok"] for r in spans])}
 
 
-def val_quality(work: Path, limit: int | None) -> tuple[dict, list[float]]:
+def chatty(questions: list[dict]) -> list[dict]:
+    return [{**q, "question": chat_style(q["question"], q.get("id") or n)} for n, q in enumerate(questions)]
+
+
+def val_quality(work: Path, limit: int | None, chat: bool = False) -> tuple[dict, list[float]]:
     from bot.answering.engine import Engine
     from bot.config import Settings
 
@@ -101,10 +110,15 @@ def val_quality(work: Path, limit: int | None) -> tuple[dict, list[float]]:
     table["(held-out passages)"] = summarise(held)
     table["(held out, article absent)"] = summarise([r for r in held if not r["article_indexed"]])
     table["(held out, other passages of its article indexed)"] = summarise([r for r in held if r["article_indexed"]])
+    if chat:
+        typed = score_questions(engine, qa, chatty(questions))
+        table["chat-typed: all"] = summarise(typed)
+        for ds in sorted({r["dataset"] for r in typed}):
+            table[f"chat-typed: {ds}"] = summarise([r for r in typed if r["dataset"] == ds])
     return table, [r["ms"] for r in recs]
 
 
-def dev_quality(work: Path) -> dict:
+def dev_quality(work: Path, chat: bool = False) -> dict:
     from bot.answering.engine import Engine
     from bot.answering.evaluate import read_rows, run_eval
     from bot.config import Settings
@@ -113,7 +127,12 @@ def dev_quality(work: Path) -> dict:
     out = {}
     for f in DEV_FILES:
         if f.is_file():
-            out[f.name] = run_eval(engine.ask, read_rows(f)).metrics()
+            rows = read_rows(f)
+            out[f.name] = run_eval(engine.ask, rows).metrics()
+            if chat:
+                typed = [{**r, **{k: chat_style(r[k], f"{r.get('id', n)}-{k}") for k in ("question", "followup") if r.get(k)}}
+                         for n, r in enumerate(rows)]
+                out[f"{f.name}, chat-typed"] = run_eval(engine.ask, typed).metrics()
     return out
 
 
@@ -159,9 +178,10 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="score a fixed random sample of N val questions")
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--skip-val", action="store_true")
+    ap.add_argument("--chat-style", action="store_true", help="also score every question typed the way people chat")
     args = ap.parse_args()
-    val, lat = ({}, []) if args.skip_val else val_quality(args.work, args.limit)
-    dev = dev_quality(args.work)
+    val, lat = ({}, []) if args.skip_val else val_quality(args.work, args.limit, args.chat_style)
+    dev = dev_quality(args.work, args.chat_style)
     result = {"val": val, "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1) if lat else None,
                                          "p95": round(float(np.percentile(lat, 95)), 1) if lat else None},
               "dev": dev}
