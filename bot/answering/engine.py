@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 from bot.answering.conversation import standalone
 from bot.answering.extractive import ExtractiveAnswerer, refusal
+from bot.answering.respell import respell
 from bot.answering.types import Answer, Answerer, Passage, Turn
 from bot.config import Settings
 from bot.knowledge import onnx_query
@@ -249,7 +250,7 @@ class Engine:
     # ---- questions --------------------------------------------------------------------
     def retrieve(self, question: str, history: Sequence[Turn] = (), k: int = 5) -> Retrieval:
         _snap, searcher = self._current()
-        return searcher.search(question, list(history)[-MAX_HISTORY_TURNS:], k=k)
+        return searcher.search(respell(question, searcher.frequency), list(history)[-MAX_HISTORY_TURNS:], k=k)
 
     def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
         started = time.perf_counter()
@@ -261,8 +262,9 @@ class Engine:
                           id=answer_id)
         snap, searcher = self._current()
         history = [t for t in history if isinstance(t, Turn)][-MAX_HISTORY_TURNS:]
-        # A follow-up ("Who informed him?") is searched and answered as the question it stands for.
-        understood = standalone(text, history)
+        # A follow-up ("Who informed him?") is searched and answered as the question it stands
+        # for, with the slips of chat typing mended first ("wen was umerov informd").
+        understood = standalone(respell(text, searcher.frequency), history)
         found = searcher.search(understood, history)
         closest = found.passages[0] if found.passages and snap.documents else None
         if found.supported and found.passages:
@@ -273,7 +275,8 @@ class Engine:
             # One refusal everywhere, whoever refused, with the closest passage labelled as such.
             answer = _refused_as(answer, refusal(understood, closest, answer.answerer))
         answer.question = text
-        answer.understood_as = understood if understood != text else ""
+        # shown when the bot read something else, not for a question mark it added
+        answer.understood_as = understood if understood.rstrip("?").rstrip() != text.rstrip("?").rstrip() else ""
         answer.id = answer_id
         answer.index_version = snap.version
         answer.latency_ms = (time.perf_counter() - started) * 1000

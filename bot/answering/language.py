@@ -11,7 +11,7 @@ import re
 
 # English's most frequent function words and question words (any English question of four
 # or more words almost always has one of them).
-_ENGLISH_FUNCTION_WORDS = frozenset("""
+ENGLISH_FUNCTION_WORDS = frozenset("""
 a an the of to in on at by for from with about as into and or but not no is are was were be been
 being has have had do does did will would can could should may might must shall this that these
 those it its he she they them his her their we our you your i me my who whom whose what when where
@@ -30,4 +30,4 @@ def looks_non_english(text: str) -> bool:
         return True
     # one-letter words ("a" in "a-t-il") say nothing about the language
     words = [w for w in re.findall(r"[^\W\d_]+", text.lower()) if len(w) > 1]
-    return len(words) >= 4 and not any(w in _ENGLISH_FUNCTION_WORDS for w in words)
+    return len(words) >= 4 and not any(w in ENGLISH_FUNCTION_WORDS for w in words)

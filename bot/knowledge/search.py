@@ -65,6 +65,7 @@ class Searcher:
         self.encoder = encoder
         self._model = model
         self._n = len(snapshot.sentences)
+        self._df: dict[str, int] = {}
         self._idf = self._document_frequencies()
         self._max_idf = math.log(1 + (self._n + 0.5) / 0.5) if self._n else 1.0
         self._row_cache: dict[int, frozenset[str]] = {}
@@ -86,10 +87,16 @@ class Searcher:
         indptr = bm.scores["indptr"]
         df = np.diff(indptr)
         n = self._n
-        return {tok: math.log(1 + (n - df[i] + 0.5) / (df[i] + 0.5)) for tok, i in bm.vocab_dict.items() if i < len(df)}
+        self._df = {tok: int(df[i]) for tok, i in bm.vocab_dict.items() if i < len(df)}
+        return {tok: math.log(1 + (n - f + 0.5) / (f + 0.5)) for tok, f in self._df.items()}
 
     def idf(self, term: str) -> float:
         return self._idf.get(term, self._max_idf)
+
+    def frequency(self, word: str) -> int:
+        """How many indexed sentences hold ``word``'s term (0 for a stopword or an unknown word)."""
+        found = terms(word)
+        return self._df.get(found[0], 0) if len(found) == 1 else 0
 
     # ---- candidates -------------------------------------------------------------------
     def _dense(self, qv: np.ndarray, k: int) -> list[int]:
