@@ -140,6 +140,9 @@ def test_a_span_never_cuts_a_name_in_two():
     assert widened("He met Lloyd J Austin, the secretary.", "Lloyd") == "Lloyd J Austin,"  # the comma is trimmed later
     assert widened("It was signed in 1848, late.", "1848") == "1848"  # not a name: unchanged
     assert widened("Mr Biden said so.", "Biden") == "Biden"  # the first word is capitalised as the first word
+    assert widened("It won at the Battle of Hastings in 1066.", "Battle") == "Battle of Hastings"
+    assert widened("It followed Donald Trump's November 5th win.", "November") == "November"  # a possessive ends a name
+    assert widened("The map of Kursk was old.", "map") == "map"  # "of" carries a name on only from a name
 
 
 def test_a_span_keeps_whole_tokens_and_what_qualifies_a_number_or_date():
@@ -159,3 +162,19 @@ def test_a_span_keeps_whole_tokens_and_what_qualifies_a_number_or_date():
     assert widened("It grew in mid-2005.", "2005") == "mid-2005"
     assert widened("Troops moved over the river in 2005.", "river") == "river"  # "over" qualifies numbers only
     assert widened("The U.S. army left.", "army") == "army"  # "." joins digits, not words
+    assert widened("Between 64 and 104 aftershocks came within 72 hours.", "64 and 104") == "Between 64 and 104"
+    assert widened("Between 64 and 104 aftershocks came within 72 hours.", "72") == "within 72"
+
+
+def test_a_span_inside_a_date_is_the_whole_date():
+    from bot.knowledge.cross_encoder import _whole_date
+
+    def widened(sentence: str, part: str) -> str:
+        a = sentence.index(part)
+        return sentence[slice(*_whole_date(sentence, a, a + len(part)))]
+
+    assert widened("It was released in November 2006, and later in Japan.", "2006") == "November 2006"
+    assert widened("On November 6, 2008, the government said so.", "2008") == "November 6, 2008"
+    assert widened("It struck on 12 May 2008 at noon.", "May") == "12 May 2008"
+    assert widened("It came during a November 12th call.", "November") == "November 12th"
+    assert widened("In May, it rained for 40 days.", "40") == "40"  # not a date: unchanged

@@ -123,6 +123,7 @@ def best_span(span_logits: np.ndarray, encoding, sentence_start: int, sentence: 
     b = encoding.offsets[tokens[j]][1] - sentence_start
     a, b = _whole_tokens(sentence, a, b)
     a, b = _whole_name(sentence, a, b)
+    a, b = _whole_date(sentence, a, b)
     a = _qualified(sentence, a, b)
     while a < b and sentence[a] in _EDGE:
         a += 1
@@ -157,10 +158,11 @@ def _whole_tokens(sentence: str, a: int, b: int) -> tuple[int, int]:
 
 
 # Words that make a number or a date what it is: "over 26,000" is not "26,000", "early-to-mid
-# October" is not "October".
+# October" is not "October", "within 72 hours" is not "72 hours".
 _QUALIFIER = re.compile(
     r"\b(?:about|around|approximately|roughly|nearly|almost|over|under|some|up to|more than|less than|"
-    r"fewer than|at least|at most|as many as|as much as|(?:early|mid|late)(?:-to-(?:early|mid|late))?)[ -]$",
+    r"fewer than|at least|at most|as many as|as much as|between|within|before|after|since|until|"
+    r"(?:early|mid|late)(?:-to-(?:early|mid|late))?)[ -]$",
     re.IGNORECASE)
 _NUMBER_OR_DATE = re.compile(rf"[$£€]?\d|(?:{'|'.join(MONTHS)})\b", re.IGNORECASE)
 
@@ -173,8 +175,23 @@ def _qualified(sentence: str, a: int, b: int) -> int:
     return m.start() if m else a
 
 
+_MONTH = rf"(?:{'|'.join(m.capitalize() for m in MONTHS)})"
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+# A date as written: "November 2006", "May 12, 2008", "12 May 2008", "November 12th".
+_DATE = re.compile(rf"\b(?:{_DAY} )?{_MONTH}(?: {_DAY}\b)?(?:,? \d{{4}}\b)?")
+
+
+def _whole_date(sentence: str, a: int, b: int) -> tuple[int, int]:
+    """A span inside a date is the whole date ("2006" of "November 2006")."""
+    for m in _DATE.finditer(sentence, max(0, a - 24), min(len(sentence), b + 24)):
+        if m.start() < b and m.end() > a:
+            a, b = min(a, m.start()), max(b, m.end())
+    return a, b
+
+
 _CAPITALISED = re.compile(r"[A-Z][\w'’.-]*")
 _CLOSES = ",;:.)]\"”"  # a word ending in one of these closes a name
+_POSSESSIVE = re.compile(r"(?:['’]s|s['’])$")  # and so does a possessive: it qualifies what follows
 
 
 def _whole_name(sentence: str, a: int, b: int) -> tuple[int, int]:
@@ -184,7 +201,8 @@ def _whole_name(sentence: str, a: int, b: int) -> tuple[int, int]:
     words = []  # (start, end, capitalised, closes)
     for m in re.finditer(r"\S+", sentence):
         bare = m.group().rstrip(_CLOSES)
-        words.append((m.start(), m.end(), bool(_CAPITALISED.fullmatch(bare)), bare != m.group()))
+        closes = bare != m.group() or _POSSESSIVE.search(bare) is not None  # "Trump's November 5th"
+        words.append((m.start(), m.end(), bool(_CAPITALISED.fullmatch(bare)), closes))
     inside = [i for i, (s, e, _cap, _closes) in enumerate(words) if s < b and e > a]
     if not inside:
         return a, b
@@ -197,6 +215,12 @@ def _whole_name(sentence: str, a: int, b: int) -> tuple[int, int]:
             last += 1
             if words[last][3]:
                 break
+        # "the Battle" of "the Battle of Hastings": a name goes on over "of" into the next name
+        while (words[last][2] and not words[last][3] and last + 2 < len(words)
+               and sentence[words[last + 1][0]:words[last + 1][1]] == "of" and words[last + 2][2]):
+            last += 2
+            while not words[last][3] and last + 1 < len(words) and words[last + 1][2]:
+                last += 1
     return (a if first == inside[0] else words[first][0]), (b if last == inside[-1] else words[last][1])
 
 
