@@ -305,3 +305,18 @@ def test_the_cross_encoder_span_must_be_of_the_kind_asked(question, text, part, 
     a = text.index(part)
     answer = ExtractiveAnswerer(span_min_p=SURE).answer(question, [], [_passage(text, (a, a + len(part)))])
     assert (answer.short_answer == part) is used, answer.short_answer
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("When was Umerov informed?", "when"),
+    ("Who informed Umerov?", "who"),
+    ("Who is John Kirby?", "other"),  # asks what a name is, not for a name
+    ("How many North Korean troops are in Kursk?", "number"),
+    ("What are the mines for?", "other"),  # a purpose, as "why" asks
+    ("What country was it made for?", "where"),  # typed by its noun, whatever it ends with
+    ("What happened when the missiles hit?", "what"),  # the first question word types it, not "when"
+])
+def test_question_types(question, kind):
+    from bot.answering.spans import question_type
+
+    assert question_type(question)[0] == kind

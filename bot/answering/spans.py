@@ -56,6 +56,9 @@ def asks_what_a_name_is(question: str) -> bool:
                            for w in m.group(1).split())
 
 
+_AUXILIARIES = {"is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "will", "would", "can", "could"}
+
+
 def question_type(question: str) -> tuple[str, str]:
     """(type, head word): the type comes from the first question word, so a " when " later in
     "What happened when ...?" keeps it a "what" question; the head is the noun after
@@ -81,6 +84,8 @@ def question_type(question: str) -> tuple[str, str]:
         if nxt in _HOW_NUMBER:
             return "number", _head(rest[1:]) if nxt == "many" else nxt
         return "other", ""
+    if wh == "what" and words[-1] == "for" and nxt in _AUXILIARIES:
+        return "other", ""  # "What are the mines for?" asks a purpose, as "why" does
     # what / which: typed by the noun that follows ("what year", "which country")
     head = _head(rest)
     if head in _WHEN_HEADS:
