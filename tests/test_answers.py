@@ -311,6 +311,9 @@ def test_the_cross_encoder_span_must_be_of_the_kind_asked(question, text, part, 
     ("When was Umerov informed?", "when"),
     ("Who informed Umerov?", "who"),
     ("Who is John Kirby?", "other"),  # asks what a name is, not for a name
+    ("who is john kirby", "other"),  # typed in lower case, still a name
+    ("who is umerov?", "other"),  # one word English lacks
+    ("who is the uk prime minister", "who"),  # grammar words: not a name
     ("How many North Korean troops are in Kursk?", "number"),
     ("What are the mines for?", "other"),  # a purpose, as "why" asks
     ("What country was it made for?", "where"),  # typed by its noun, whatever it ends with

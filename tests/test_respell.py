@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answering.respell import english_words, one_slip, respell
+from bot.answering.language import english_words
+from bot.answering.respell import one_slip, respell
 from conftest import assert_verbatim
 
 

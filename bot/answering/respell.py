@@ -22,13 +22,11 @@ reads whole is never changed.
 
 from __future__ import annotations
 
-import json
 import re
 import string
-from functools import lru_cache
 from typing import Callable
 
-from bot.answering.language import ENGLISH_FUNCTION_WORDS
+from bot.answering.language import ENGLISH_FUNCTION_WORDS, english_words
 
 QUESTION_WORDS = ("what", "when", "where", "which", "who", "whom", "whose", "why", "how")
 # Short forms of chat writing, and two spellings of question words that are words elsewhere.
@@ -40,18 +38,6 @@ _CONTRACTED = {w + "s": w + "'s" for w in QUESTION_WORDS if w not in ("whose", "
 MAX_MENDED, MAX_MENDED_LENGTH = 12, 24
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|\S", re.UNICODE)
 _LETTERS = string.ascii_lowercase
-
-
-@lru_cache(maxsize=1)
-def english_words() -> frozenset[str]:
-    """Whole words of the packaged MiniLM tokenizer's vocabulary (about 22,500)."""
-    from bot.knowledge.cross_encoder import tokenizer_path
-
-    try:
-        vocab = json.loads(tokenizer_path().read_text(encoding="utf-8"))["model"]["vocab"]
-    except (OSError, ValueError, KeyError):
-        return frozenset()
-    return frozenset(w for w in vocab if w.isalpha() and w.isascii())
 
 
 def one_slip(word: str) -> set[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import Stemmer
 
+from bot.answering.language import ENGLISH_FUNCTION_WORDS, english_words
 from bot.knowledge.terms import MONTHS
 
 MODEL_PATH = Path(__file__).resolve().parents[1] / "models" / "spans.json"
@@ -52,11 +53,15 @@ def asks_what_a_name_is(question: str) -> bool:
     """"Who is John Kirby?" asks what he is: the answer describes him ("White House spokesperson"),
     so the sentence that says so comes first and another name is no short answer."""
     m = re.match(r"^\W*who(?:'s|’s| is| was| are| were)\s+(.+?)[\s?!.]*$", question.strip(), re.IGNORECASE)
-    return bool(m) and all(w[:1].isupper() or w.lower() in ("of", "the", "de", "van", "von", "bin", "al")
-                           for w in m.group(1).split())
-
-
-_AUXILIARIES = {"is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "will", "would", "can", "could"}
+    if not m:
+        return False
+    words = m.group(1).split()
+    if question.islower():
+        # typed in lower case ("who is john kirby"): a name is a few words that aren't grammar,
+        # or one word the English vocabulary lacks ("who is umerov")
+        return (all(w not in ENGLISH_FUNCTION_WORDS for w in words)
+                and (2 <= len(words) <= 4 or len(words) == 1 and words[0] not in english_words()))
+    return all(w[:1].isupper() or w.lower() in ("of", "the", "de", "van", "von", "bin", "al") for w in words)
 
 
 def question_type(question: str) -> tuple[str, str]:
@@ -84,7 +89,7 @@ def question_type(question: str) -> tuple[str, str]:
         if nxt in _HOW_NUMBER:
             return "number", _head(rest[1:]) if nxt == "many" else nxt
         return "other", ""
-    if wh == "what" and words[-1] == "for" and nxt in _AUXILIARIES:
+    if wh == "what" and words[-1] == "for" and nxt in _AUX:
         return "other", ""  # "What are the mines for?" asks a purpose, as "why" does
     # what / which: typed by the noun that follows ("what year", "which country")
     head = _head(rest)
