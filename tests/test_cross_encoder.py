@@ -166,6 +166,34 @@ def test_a_span_keeps_whole_tokens_and_what_qualifies_a_number_or_date():
     assert widened("Between 64 and 104 aftershocks came within 72 hours.", "72") == "within 72"
 
 
+def test_a_possessive_span_runs_on_to_what_it_possesses():
+    from bot.knowledge.cross_encoder import _with_head
+
+    def widened(sentence: str, part: str) -> str:
+        a = sentence.index(part)
+        return sentence[a:_with_head(sentence, a, a + len(part))]
+
+    s = "Office buildings in Shanghai's financial district, including two towers, were evacuated."
+    assert widened(s, "Shanghai's") == "Shanghai's financial district"
+    assert widened("He took Zelda's body and ran.", "Zelda's") == "Zelda's body"  # stops at a stopword
+    assert widened("The idea was Trump's.", "Trump's") == "Trump's"
+    assert widened(s, "Shanghai") == "Shanghai"  # not a possessive
+
+
+def test_a_span_has_no_dash_or_punctuation_at_its_edges():
+    from bot.knowledge.cross_encoder import _trimmed
+
+    def trimmed(sentence: str, part: str) -> str:
+        a = sentence.index(part)
+        return sentence[slice(*_trimmed(sentence, a, a + len(part)))]
+
+    s = "The election of Mr Trump - who is deeply sceptical - added pressure."
+    assert trimmed(s, "Mr Trump -") == "Mr Trump"
+    assert trimmed(s, "- who is deeply sceptical -") == "who is deeply sceptical"
+    assert trimmed("It fell to -5 degrees, then rose.", "-5 degrees,") == "-5 degrees"  # a minus sign stays
+    assert trimmed("It ended — at last.", "ended —") == "ended"
+
+
 def test_a_span_inside_a_date_is_the_whole_date():
     from bot.knowledge.cross_encoder import _whole_date
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from bot.knowledge.store import file_sha256
-from bot.knowledge.terms import MONTHS
+from bot.knowledge.terms import MONTHS, STOPWORDS
 
 MAX_TOKENS = 96  # as trained: question + heading + sentence, the longer side cut first
 MAX_SPAN_TOKENS = 16  # a short answer is a few words; a longer span is a sentence, already quoted
-_EDGE = " ,;:"  # never the first or last character of a short answer
+_EDGE = " ,;:–—"  # never the first or last character of a short answer
 
 
 @dataclass(frozen=True)
@@ -124,12 +124,36 @@ def best_span(span_logits: np.ndarray, encoding, sentence_start: int, sentence: 
     a, b = _whole_tokens(sentence, a, b)
     a, b = _whole_name(sentence, a, b)
     a, b = _whole_date(sentence, a, b)
-    a = _qualified(sentence, a, b)
-    while a < b and sentence[a] in _EDGE:
-        a += 1
-    while b > a and (sentence[b - 1] in _EDGE or sentence[b - 1] == "." and b == len(sentence)):
-        b -= 1
+    b = _with_head(sentence, a, b)
+    a, b = _trimmed(sentence, _qualified(sentence, a, b), b)
     return Span(a, b, float(np.exp(pair[i, j]))) if b > a else None
+
+
+def _with_head(sentence: str, a: int, b: int) -> int:
+    """A span that ends in a possessive ("Shanghai's") runs on to what is possessed ("Shanghai's
+    financial district"): up to a stopword, a punctuation mark or four words."""
+    if not _POSSESSIVE.search(sentence[a:b]):
+        return b
+    end = b
+    for m in list(re.finditer(r"\S+", sentence[b:]))[:4]:
+        word = m.group().rstrip(_CLOSES)
+        if not word or word.lower() in STOPWORDS or not word[0].isalnum():
+            break
+        end = b + m.start() + len(word)
+        if word != m.group():
+            break
+    return end
+
+
+def _trimmed(sentence: str, a: int, b: int) -> tuple[int, int]:
+    """Without the punctuation and dashes at its edges ("Mr Trump -" of "Mr Trump - who is ...");
+    a hyphen that is a minus sign ("-5") stays."""
+    while a < b and (sentence[a] in _EDGE or sentence[a] == "-" and sentence[a + 1:a + 2] in (" ", "")):
+        a += 1
+    while b > a and (sentence[b - 1] in _EDGE or sentence[b - 1] == "." and b == len(sentence)
+                     or sentence[b - 1] == "-" and sentence[b - 2:b - 1] in (" ", "")):
+        b -= 1
+    return a, b
 
 
 def _joins(sentence: str, i: int) -> bool:
