@@ -37,6 +37,20 @@ def test_unrelated_sentence_reads_as_no_answer(model):
     assert scores.shape == (1,) and scores[0] < 0.0  # below the "none of these" option
 
 
+def test_a_sentence_reads_the_same_whatever_it_is_read_beside(model):
+    # The int8 graph scales its activations per run: read in one batch, a short sentence padded to
+    # a long one's length got another logit and span. The answer must not depend on its neighbours.
+    question = "When did the museum open?"
+    texts = ["Museum: The museum opened to the public in March 1998.",
+             "Museum: The museum holds more than 40,000 paintings, drawings and prints from six centuries of "
+             "European art, given by collectors from Lyon, Paris and Geneva over two hundred years."]
+    sentences = [t.split(": ", 1)[1] for t in texts]
+    together, spans = model.cross_encoder.read(question, texts, sentences)
+    alone, alone_spans = model.cross_encoder.read(question, texts[:1], sentences[:1])
+    assert together[0] == alone[0]
+    assert spans[0] == alone_spans[0] and "March 1998" in sentences[0][spans[0].start:spans[0].end]
+
+
 def test_heading_is_read_with_the_sentence():
     from bot.knowledge.cross_encoder import candidate_text
 

@@ -92,16 +92,17 @@ class CrossEncoder:
         if not texts:
             return np.zeros(0), []
         batch = self.tokenizer.encode_batch([(question, t) for t in texts])
-        feed = {
-            "input_ids": np.array([e.ids for e in batch], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in batch], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in batch], dtype=np.int64),
-        }
-        out = self.session.run(None, feed)
-        logits = out[0][:, 0].astype(np.float64)
-        if sentences is None or len(out) < 2:
+        # One pair per run: the int8 graph quantizes its activations with one scale per run, so
+        # a pair read beside others (and their padding) got another logit, by up to ~0.5.
+        outs = [self.session.run(None, {
+            "input_ids": np.array([e.ids[:n]], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask[:n]], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids[:n]], dtype=np.int64),
+        }) for e in batch for n in [sum(e.attention_mask)]]
+        logits = np.array([out[0][0, 0] for out in outs], dtype=np.float64)
+        if sentences is None or len(outs[0]) < 2:
             return logits, [None] * len(texts)
-        return logits, [best_span(out[1][r], batch[r], len(t) - len(s), s)
+        return logits, [best_span(outs[r][1][0], batch[r], len(t) - len(s), s)
                         for r, (t, s) in enumerate(zip(texts, sentences, strict=True))]
 
 
