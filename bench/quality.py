@@ -142,7 +142,8 @@ def markdown(val: dict, lat: list[float], dev: dict) -> str:
              "passages, 15% of them held out of the index, plus 50 BBC articles, indexed together; each",
              "question through `Engine.ask`). Top-1 counts answerable questions whose first retrieved",
              "sentence is a gold answer sentence; short-answer is over the span datasets (SQuAD, RealTimeQA, TrecQA).",
-             "The model, its threshold, PR curve and ablations: `docs/quality.md`.",
+             "The model, its threshold, PR curve and ablations: `docs/quality.md`. \"chat-typed\" rows (`--chat-style`)",
+             "ask the same questions again retyped the way people chat (`bench/chat_style.py`).",
              "", "| set | questions | answerable | top-1 | answerable refused | unanswerable refused | short answer |",
              "|---|---|---|---|---|---|---|"]
     f = lambda v: "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731

@@ -90,7 +90,8 @@ def build(name: str, qa: QASet, work: Path, encoder, bbc: int = BBC_DISTRACTORS)
 def cached_features(name: str, qa: QASet, work: Path, encoder, bbc: int) -> dict:
     """featurize(), kept in ``work`` as .npz (no pickle) keyed by the index version and questions."""
     snap = build(name, qa, work, encoder, bbc)
-    key = hashlib.sha256(json.dumps([snap.version, [q["id"] for q in qa.questions], FEATURES, "rows"]).encode()).hexdigest()[:16]
+    as_read(qa, snap)
+    key = hashlib.sha256(json.dumps([snap.version, [q["id"] for q in qa.questions], FEATURES, "rows", "respelled"]).encode()).hexdigest()[:16]
     path = work / f"{name}-features-{key}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)
@@ -104,6 +105,16 @@ def cached_features(name: str, qa: QASet, work: Path, encoder, bbc: int) -> dict
              sizes=np.array([len(y) for y in data["y"]]))
     data["snap"] = snap
     return data
+
+
+def as_read(qa: QASet, snap) -> None:
+    """Each question as the bot reads it when asked (bot/answering/respell.py: slips mended, a
+    question mark added), so the models learn from what they will see."""
+    from bot.answering.respell import respell
+    from bot.knowledge.search import Searcher
+
+    frequency = Searcher(snap, encoder=None, model=None).frequency
+    qa.questions = [{**q, "question": respell(q["question"], frequency)} for q in qa.questions]
 
 
 def featurize(qa: QASet, snap, encoder) -> dict:
@@ -403,8 +414,8 @@ def main() -> None:
     ce_file = args.out / args.cross_encoder
     ce_sha = file_sha256(ce_file)
     cross = CrossEncoder(ce_file, ce_sha, threads=2)
-    cross_scores(tr, ranker, cross, args.work / f"train-ce-{ce_sha[:12]}.json")
-    cross_scores(va, ranker, cross, args.work / f"val-ce-{ce_sha[:12]}.json")
+    cross_scores(tr, ranker, cross, args.work / f"train-ce-{ce_sha[:12]}-pairwise.json")
+    cross_scores(va, ranker, cross, args.work / f"val-ce-{ce_sha[:12]}-pairwise.json")
     by_k = {}
     for k in K_CHOICES:
         rr, aa, _c = train_two_stage(tr, ranker, k)
