@@ -4,6 +4,7 @@ the search puts the sentences it reread first, in its order, with scores that fa
 from __future__ import annotations
 
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -142,12 +143,16 @@ def test_span_decoding_keeps_to_the_sentence_and_whole_words():
     assert span.probability > 0.9
 
 
+def applied(rule, sentence: str, part: str) -> str:
+    """What a span decoding rule (sentence, start, end) -> (start, end) makes of ``part``."""
+    a = sentence.index(part)
+    return sentence[slice(*rule(sentence, a, a + len(part)))]
+
+
 def test_a_span_never_cuts_a_name_in_two():
     from bot.knowledge.cross_encoder import _whole_name
 
-    def widened(sentence: str, part: str) -> str:
-        a = sentence.index(part)
-        return sentence[slice(*_whole_name(sentence, a, a + len(part)))]
+    widened = partial(applied, _whole_name)
 
     s = "On Wednesday, Ukraine fired a volley of British Storm Shadow cruise missiles into Russia."
     assert widened(s, "Shadow cruise missiles") == "British Storm Shadow cruise missiles"
@@ -162,10 +167,11 @@ def test_a_span_never_cuts_a_name_in_two():
 def test_a_span_keeps_whole_tokens_and_what_qualifies_a_number_or_date():
     from bot.knowledge.cross_encoder import _qualified, _whole_name, _whole_tokens
 
-    def widened(sentence: str, part: str) -> str:
-        a = sentence.index(part)
-        a, b = _whole_name(sentence, *_whole_tokens(sentence, a, a + len(part)))
-        return sentence[_qualified(sentence, a, b):b]
+    def rules(sentence: str, a: int, b: int) -> tuple[int, int]:
+        a, b = _whole_name(sentence, *_whole_tokens(sentence, a, b))
+        return _qualified(sentence, a, b), b
+
+    widened = partial(applied, rules)
 
     assert widened("The organist was Louis Lefébure-Wély.", "Louis Lef") == "Louis Lefébure-Wély"
     assert widened("It cost $5.11 a share.", "5") == "$5.11"  # not "$5" of "$5.11"
@@ -183,9 +189,7 @@ def test_a_span_keeps_whole_tokens_and_what_qualifies_a_number_or_date():
 def test_a_possessive_span_runs_on_to_what_it_possesses():
     from bot.knowledge.cross_encoder import _with_head
 
-    def widened(sentence: str, part: str) -> str:
-        a = sentence.index(part)
-        return sentence[a:_with_head(sentence, a, a + len(part))]
+    widened = partial(applied, lambda sentence, a, b: (a, _with_head(sentence, a, b)))
 
     s = "Office buildings in Shanghai's financial district, including two towers, were evacuated."
     assert widened(s, "Shanghai's") == "Shanghai's financial district"
@@ -197,9 +201,7 @@ def test_a_possessive_span_runs_on_to_what_it_possesses():
 def test_a_span_has_no_dash_or_punctuation_at_its_edges():
     from bot.knowledge.cross_encoder import _trimmed
 
-    def trimmed(sentence: str, part: str) -> str:
-        a = sentence.index(part)
-        return sentence[slice(*_trimmed(sentence, a, a + len(part)))]
+    trimmed = partial(applied, _trimmed)
 
     s = "The election of Mr Trump - who is deeply sceptical - added pressure."
     assert trimmed(s, "Mr Trump -") == "Mr Trump"
@@ -211,9 +213,7 @@ def test_a_span_has_no_dash_or_punctuation_at_its_edges():
 def test_a_span_inside_a_date_is_the_whole_date():
     from bot.knowledge.cross_encoder import _whole_date
 
-    def widened(sentence: str, part: str) -> str:
-        a = sentence.index(part)
-        return sentence[slice(*_whole_date(sentence, a, a + len(part)))]
+    widened = partial(applied, _whole_date)
 
     assert widened("It was released in November 2006, and later in Japan.", "2006") == "November 2006"
     assert widened("On November 6, 2008, the government said so.", "2008") == "November 6, 2008"
