@@ -91,7 +91,8 @@ def cached_features(name: str, qa: QASet, work: Path, encoder, bbc: int) -> dict
     """featurize(), kept in ``work`` as .npz (no pickle) keyed by the index version and questions."""
     snap = build(name, qa, work, encoder, bbc)
     as_read(qa, snap)
-    key = hashlib.sha256(json.dumps([snap.version, [q["id"] for q in qa.questions], FEATURES, "rows", "respelled"]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([snap.version, [(q["id"], q["question"]) for q in qa.questions], FEATURES, "rows"]
+                                    ).encode()).hexdigest()[:16]
     path = work / f"{name}-features-{key}.npz"
     if path.is_file():
         z = np.load(path, allow_pickle=False)

@@ -30,7 +30,10 @@ def test_one_slip_is_damerau_distance_one():
 @pytest.mark.parametrize("typed, meant", [
     ("wen was umerov informd", "when was umerov informed?"),  # short form, slip, question mark
     ("Waht missiles did Ukraine fire?", "What missiles did Ukraine fire?"),  # question word, case kept
-    ("whats the range of the rockets", "what's the range of the rockets?"),
+    ("whats the range of the rockets", "what is the range of the rockets?"),
+    ("hows the weather in kyiv", "how is the weather in kyiv?"),
+    ("how deos the policy work", "how does the policy work?"),  # one slip from one function word
+    ("hoos the rockets range", "how is the rockets range?"),  # one slip from "hows"
     ("what r the mines for", "what are the mines for?"),
     ("who did blinken infrom abt the decision?", "who did blinken inform about the decision?"),
     ("which britsh missiles were fired", "which british missiles were fired?"),
@@ -45,6 +48,7 @@ def test_slips_and_short_forms_are_mended(frequency, typed, meant):
     "When was Umerov informed?",
     "Were North Korean troops in Kursk?",  # "were" is English, not a slip of "where"
     "What is U.S. policy on R&D?",  # capital short forms are abbreviations
+    "Is it true that it's within the powers of Nato?",  # an apostrophe was typed with care
     "Who is Rutte?",  # a name the index knows
     "hwo told nato?",  # one slip from both "who" and "how": left alone
     "Is the xqzvbw policy new?",  # nothing one slip away

@@ -3,15 +3,16 @@ umerov informed".
 
 People type in chat with slips, short forms and no apostrophes. The retrieval features count a
 question term the index lacks as a sign that the briefings don't cover the question, so a
-misspelt word used to be a reason to refuse. Four rules, each general (docs/quality.md measures
+misspelt word used to be a reason to refuse. The rules, each general (docs/quality.md measures
 them on val questions retyped the chat way):
 
 - a word neither the English vocabulary nor the index knows, one slip away (a letter dropped,
   added, changed, or two swapped) from a term of the index, is that term; the index's most
-  frequent such term wins;
+  frequent such term wins; one slip from a single English function word ("abotu"), it is that;
 - a first word one slip away from exactly one question word, and not English itself, is that
-  question word ("waht", "hwo");
-- a question word with an "s" and no apostrophe is the contraction ("whats", "whos");
+  question word ("waht", "whre"; "hwo" is one slip from both "who" and "how", and stays);
+- a question word with an "s" and no apostrophe is the contraction, spelled out ("whats" ->
+  "what is");
 - the commonest texting short forms are spelled out ("r", "u", "abt");
 - a question gets the question mark chat leaves off (the models were trained on questions that
   have one, and without it P(answerable) fell for about one answerable question in thirty).
@@ -33,11 +34,13 @@ QUESTION_WORDS = ("what", "when", "where", "which", "who", "whom", "whose", "why
 TEXTING = {"r": "are", "u": "you", "ur": "your", "abt": "about", "cuz": "because", "bc": "because",
            "ppl": "people", "pls": "please", "plz": "please", "b4": "before", "wat": "what", "wut": "what",
            "wen": "when", "tho": "though", "thru": "through"}
-_CONTRACTED = {w + "s": w + "'s" for w in QUESTION_WORDS if w not in ("whose", "whom")}
+# "whats" is "what is" (spelled out, as the questions the models learned from are written)
+_CONTRACTED = {w + "s": w + " is" for w in QUESTION_WORDS if w not in ("whose", "whom")}
 # A word is looked up with every slip of it (about 54 per letter): bound the work for junk.
 MAX_MENDED, MAX_MENDED_LENGTH = 12, 24
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|\S", re.UNICODE)
 _LETTERS = string.ascii_lowercase
+_POSSESSIVE = re.compile(r"['’]s$")
 
 
 def one_slip(word: str) -> set[str]:
@@ -59,8 +62,17 @@ def _cased_like(word: str, model: str) -> str:
 
 
 def _question_word(word: str) -> str:
-    near = [w for w in QUESTION_WORDS if w in one_slip(word)]
-    return near[0] if len(near) == 1 else ""
+    """The question word (or its contraction, "hows") one slip from ``word``, if only one is."""
+    slips = one_slip(word)
+    near = [w for w in (*QUESTION_WORDS, *_CONTRACTED) if w in slips]
+    return _CONTRACTED.get(near[0], near[0]) if len(near) == 1 else ""
+
+
+def _function_word(word: str) -> str:
+    """The English function word one slip from ``word`` ("abotu", "deos"), if only one is: the
+    index holds no terms for them, so they can't be mended against it."""
+    near = one_slip(word) & ENGLISH_FUNCTION_WORDS
+    return near.pop() if len(near) == 1 else ""
 
 
 def _mended(word: str, frequency: Callable[[str], int], english: frozenset[str]) -> str:
@@ -97,10 +109,12 @@ def respell(question: str, frequency: Callable[[str], int]) -> str:
             fixed = _CONTRACTED[lower]
         elif first and lower not in english and lower not in ENGLISH_FUNCTION_WORDS and (wh := _question_word(lower)):
             fixed = wh
-        elif (4 <= len(lower) <= MAX_MENDED_LENGTH and lower.isascii() and mended < MAX_MENDED
-              and lower not in english and not frequency(lower)):
+        elif (4 <= len(stem := _POSSESSIVE.sub("", lower)) <= MAX_MENDED_LENGTH and stem.isalpha() and stem.isascii()
+              and mended < MAX_MENDED and stem not in english and not frequency(stem)):
+            # "Zelenskyy's" is mended as "Zelenskyy" ("it's" is too short to be)
             mended += 1
-            fixed = _mended(lower, frequency, english) or token
+            better = _function_word(stem) or _mended(stem, frequency, english)
+            fixed = better + token[len(stem):] if better else token
         pieces.append(_cased_like(fixed, token) if fixed != token else token)
         first = False
     text = "".join(pieces) + (question or "")[pos:]
