@@ -68,22 +68,22 @@ def _question_word(word: str) -> str:
     return _CONTRACTED.get(near[0], near[0]) if len(near) == 1 else ""
 
 
-def _function_word(word: str) -> str:
-    """The English function word one slip from ``word`` ("abotu", "deos"), if only one is: the
-    index holds no terms for them, so they can't be mended against it."""
-    near = one_slip(word) & ENGLISH_FUNCTION_WORDS
-    return near.pop() if len(near) == 1 else ""
-
-
 def _mended(word: str, frequency: Callable[[str], int], english: frozenset[str]) -> str:
-    """The indexed word one slip from ``word``: the commonest term; among its forms an English
-    word that keeps most of what was typed at both ends ("informd" -> "informed", not "informs")."""
+    """What ``word`` was meant to be: the English function word one slip from it, if only one is
+    ("abotu", "deos": the index holds no terms for them); else the indexed word one slip from it,
+    the commonest term, and among its forms an English word that keeps most of what was typed at
+    both ends ("informd" -> "informed", not "informs"); else ""."""
+    slips = one_slip(word)
+    function = slips & ENGLISH_FUNCTION_WORDS
+    if len(function) == 1:
+        return function.pop()
+
     def kept(w: str) -> int:
         head = next((i for i, (a, b) in enumerate(zip(w, word)) if a != b), min(len(w), len(word)))
         tail = next((i for i, (a, b) in enumerate(zip(w[::-1], word[::-1])) if a != b), min(len(w), len(word)))
         return head + tail
 
-    scored = [(f, w in english, kept(w), w) for w in one_slip(word) if (f := frequency(w))]
+    scored = [(f, w in english, kept(w), w) for w in slips if (f := frequency(w))]
     return max(scored)[3] if scored else ""
 
 
@@ -113,7 +113,7 @@ def respell(question: str, frequency: Callable[[str], int]) -> str:
               and mended < MAX_MENDED and stem not in english and not frequency(stem)):
             # "Zelenskyy's" is mended as "Zelenskyy" ("it's" is too short to be)
             mended += 1
-            better = _function_word(stem) or _mended(stem, frequency, english)
+            better = _mended(stem, frequency, english)
             fixed = better + token[len(stem):] if better else token
         pieces.append(_cased_like(fixed, token) if fixed != token else token)
         first = False

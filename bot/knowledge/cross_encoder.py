@@ -76,7 +76,7 @@ class CrossEncoder:
         self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(tok_file))
         self.tokenizer.enable_truncation(MAX_TOKENS, strategy="longest_first")
-        self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.tokenizer.no_padding()  # one pair a run: nothing to pad to (the file's own setting pads)
 
     @property
     def reads_spans(self) -> bool:
@@ -95,10 +95,10 @@ class CrossEncoder:
         # One pair per run: the int8 graph quantizes its activations with one scale per run, so
         # a pair read beside others (and their padding) got another logit, by up to ~0.5.
         outs = [self.session.run(None, {
-            "input_ids": np.array([e.ids[:n]], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask[:n]], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids[:n]], dtype=np.int64),
-        }) for e in batch for n in [sum(e.attention_mask)]]
+            "input_ids": np.array([e.ids], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids], dtype=np.int64),
+        }) for e in batch]
         logits = np.array([out[0][0, 0] for out in outs], dtype=np.float64)
         if sentences is None or len(outs[0]) < 2:
             return logits, [None] * len(texts)
