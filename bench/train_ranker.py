@@ -12,11 +12,12 @@
 3. Ranker: logistic regression over the candidate features.
 4. Cross-encoder stage: the shipped cross-encoder (bench/train_cross_encoder.py, trained on train
    passages outside this sample) reads each question with the ranker's best K candidates; a
-   second logistic regression (rerank) over [first logit, its gap to the best, CE logit, its gap]
-   gives the final order. Answerability: logistic regression over question-level features read
-   from *out-of-fold* rerank scores (2 folds by passage), labelled "the top candidate is a gold
-   sentence". K is the smallest of K_CHOICES within a point of the best on val, among those that
-   fit the latency goal (K_FOR_LATENCY); the others are reported.
+   second linear model (rerank) over [first logit, its gap to the best, CE logit, its gap],
+   fit as a choice among the K (fit_choice), gives the final order. Answerability: logistic
+   regression over question-level features read from *out-of-fold* rerank scores (2 folds by
+   passage), labelled "the top candidate is a gold sentence". K is the smallest of K_CHOICES
+   within a point of the best on val, among those that fit the latency goal (K_FOR_LATENCY);
+   the others are reported.
 5. Threshold on P(answerable), chosen on val for the stated target: at most 10% of the
    answerable (indexed) val questions refused. Figures, the threshold table, the ranker alone
    (no cross-encoder) and an ablation by feature group are printed as JSON (docs/quality.md
@@ -150,6 +151,39 @@ def fit_linear(X: np.ndarray, y: np.ndarray, features: list[str], C: float = 1.0
     clf = LogisticRegression(C=C, max_iter=2000, random_state=SEED)
     clf.fit((X - mean) / scale, y, sample_weight=weight)
     return Linear(tuple(features), mean, scale, clf.coef_[0].astype(np.float64), float(clf.intercept_[0]))
+
+
+def fit_choice(groups: list[tuple[np.ndarray, np.ndarray]], features: list[str], C: float = 1.0) -> Linear:
+    """A linear score fit as a choice among each question's candidates (softmax over them,
+    the gold ones as the target), for the rerank: it only ever picks one of its K, and a
+    pointwise fit spends itself on telling candidates of different questions apart. L2 as in
+    LogisticRegression (1 / C). Questions with no gold candidate, or only one candidate, carry
+    no information about the choice and are left out of it. The choice fixes the direction;
+    a scale and an intercept, fit pointwise on every candidate, then make sigmoid(logit) a
+    calibrated P(gold) again (the answerer compares passages by it), the order unchanged."""
+    from scipy.optimize import minimize
+
+    X = np.vstack([x for x, _y in groups])
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    chosen = [((x - mean) / scale, y) for x, y in groups if y.any() and len(y) > 1]
+
+    def loss(w):
+        total, grad = 0.0, w / C
+        for x, y in chosen:
+            z = x @ w
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            gold = p[y].sum()
+            total -= np.log(gold)
+            grad = grad - x.T @ (np.where(y, p / gold, 0.0) - p)
+        return total + 0.5 / C * (w @ w), grad
+
+    w = minimize(loss, np.zeros(X.shape[1]), jac=True, method="L-BFGS-B").x
+    z = ((X - mean) / scale) @ w
+    platt = fit_linear(z[:, None], np.concatenate([y for _x, y in groups]), ["choice"])
+    a = platt.coef[0] / platt.scale[0]
+    return Linear(tuple(features), mean, scale, (w * a).astype(np.float64), platt.intercept - a * platt.mean[0])
 
 
 def _stack(data: dict, idx) -> tuple[np.ndarray, np.ndarray]:
@@ -298,8 +332,7 @@ def train_two_stage(data: dict, ranker: Linear, k: int) -> tuple[Linear, Linear,
     parts = {i: staged(data, ranker, k, i) for i in keep}
 
     def fit(idx):
-        return fit_linear(np.vstack([parts[i][0] for i in idx]), np.concatenate([parts[i][1] for i in idx]),
-                          RERANK_FEATURES)
+        return fit_choice([parts[i][:2] for i in idx], RERANK_FEATURES)
 
     for f in (0, 1):
         model = fit([i for i in keep if fold[i] != f])
@@ -469,8 +502,8 @@ def main() -> None:
     manifest = {
         "weights": weights.name,
         "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-        "kind": "logistic regression (ranker), int8 ONNX cross-encoder + logistic regression (rerank), "
-                "logistic regression (answerability); standardised features",
+        "kind": "logistic regression (ranker), int8 ONNX cross-encoder + linear choice model, softmax over the K, "
+                "Platt-scaled (rerank), logistic regression (answerability); standardised features",
         "features": FEATURES, "rerank_features": RERANK_FEATURES, "question_features": QFEATURES,
         "cross_encoder": {"file": ce_file.name, "sha256": ce_sha, "tokenizer_sha256": file_sha256(tokenizer_path()),
                           "k": k, "span_min_p": span_min_p,

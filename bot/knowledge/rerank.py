@@ -5,7 +5,8 @@ the manifest when loaded):
 
 - the *ranker*, a logistic regression over cheap features, orders every candidate sentence;
 - the *cross-encoder* (bot/knowledge/cross_encoder.py) reads the question with each of the
-  ranker's best few, and a second small regression (*rerank*) combines both into the final order;
+  ranker's best few, and a second small linear model (*rerank*, fit as a choice among those few)
+  combines both into the final order;
 - the *answerability* model reads the final list (best score, margins, the cross-encoder's
   verdict, terms the index lacks, ...) and gives a calibrated P(the best sentence answers the
   question). Below the manifest's threshold the bot says the briefings don't say.
