@@ -136,7 +136,7 @@ QUESTIONS = [
     "What did the Biden administration approve to slow Russia's advance in the east?",
     "When did North Korean soldiers board ships?",
     pytest.param("What range do the rockets have?", marks=pytest.mark.xfail(
-        strict=True, reason="refused: P(answerable) just under the threshold refit in pass 5 (0.0839); "
+        strict=True, reason="refused: P(answerable) under the threshold (0.0893 since pass 6); "
                             "\"What is the range of the rockets?\" is answered (190-mile)")),
     "What did the congressional aide say?",
     "Where did North Korean soldiers dock?",
