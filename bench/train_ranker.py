@@ -299,7 +299,7 @@ def cross_scores(data: dict, ranker: Linear, cross, cache: Path) -> None:
     t = time.perf_counter()
     for qi, (x, rows, q) in enumerate(zip(data["X"], data["rows"], data["q"])):
         head = np.argsort(-ranker.logit(x), kind="stable")[:K_MAX] if len(x) else np.zeros(0, np.int64)
-        sides = searcher.reread_texts(rows[head].tolist())
+        sides = searcher.reread_texts(rows[head].tolist(), cross.context_words)
         keys = [hashlib.sha256(f"{q['question']}\t{side}".encode()).hexdigest()[:20] for side in sides]
         todo = [i for i, key in enumerate(keys) if key not in known]
         if todo:
@@ -410,6 +410,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "bot" / "models")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--cross-encoder", default="cross-encoder-int8.onnx", help="in --out (bench/export_cross_encoder.py)")
+    ap.add_argument("--ce-context", type=int, default=0,
+                    help="words of the previous sentence the cross-encoder was trained to read (its --context)")
     ap.add_argument("--skip-ablation", action="store_true")
     ap.add_argument("--train-features-only", action="store_true", help="build and cache the train features, then stop")
     ap.add_argument("--no-synonyms", action="store_true",
@@ -447,9 +449,10 @@ def main() -> None:
 
     ce_file = args.out / args.cross_encoder
     ce_sha = file_sha256(ce_file)
-    cross = CrossEncoder(ce_file, ce_sha, threads=2)
-    cross_scores(tr, ranker, cross, args.work / f"train-ce-{ce_sha[:12]}-pairwise.json")
-    cross_scores(va, ranker, cross, args.work / f"val-ce-{ce_sha[:12]}-pairwise.json")
+    cross = CrossEncoder(ce_file, ce_sha, threads=2, context_words=args.ce_context)
+    reads = f"ctx{args.ce_context}" if args.ce_context else "pairwise"
+    cross_scores(tr, ranker, cross, args.work / f"train-ce-{ce_sha[:12]}-{reads}.json")
+    cross_scores(va, ranker, cross, args.work / f"val-ce-{ce_sha[:12]}-{reads}.json")
     by_k = {}
     for k in K_CHOICES:
         rr, aa, _c = train_two_stage(tr, ranker, k)
@@ -506,7 +509,7 @@ def main() -> None:
                 "Platt-scaled (rerank), logistic regression (answerability); standardised features",
         "features": FEATURES, "rerank_features": RERANK_FEATURES, "question_features": QFEATURES,
         "cross_encoder": {"file": ce_file.name, "sha256": ce_sha, "tokenizer_sha256": file_sha256(tokenizer_path()),
-                          "k": k, "span_min_p": span_min_p,
+                          "k": k, "context_words": args.ce_context, "span_min_p": span_min_p,
                           "trained_by": "python bench/train_cross_encoder.py --span-weight 1 && python bench/export_cross_encoder.py"},
         "answerable_C": answerable_C, "threshold": threshold,
         "threshold_target": f"at most {TARGET_REFUSED:.0%} of answerable val questions refused",

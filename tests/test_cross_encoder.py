@@ -59,6 +59,30 @@ def test_heading_is_read_with_the_sentence():
     assert candidate_text("", "It has five boroughs.") == "It has five boroughs."
 
 
+def test_previous_sentence_is_read_only_as_far_as_the_model_was_trained_to():
+    from bot.knowledge.cross_encoder import candidate_text
+
+    before = "The bridge was designed by Maria Alves."
+    assert candidate_text("Bridges", "It opened in 1962.", before, 0) == "Bridges: It opened in 1962."
+    assert candidate_text("Bridges", "It opened in 1962.", before, 3) == "Bridges: by Maria Alves. | It opened in 1962."
+    assert candidate_text("", "It opened in 1962.", before, 40) == "The bridge was designed by Maria Alves. | It opened in 1962."
+    assert candidate_text("Bridges", "It opened in 1962.", "", 3) == "Bridges: It opened in 1962."
+
+
+def test_reread_context_stays_inside_the_sentences_document(briefing_index, encoder):
+    from bot.knowledge.search import Searcher
+    from bot.knowledge.store import load_snapshot
+
+    searcher = Searcher(load_snapshot(Path(briefing_index.index_dir)), encoder)
+    t = searcher.snap.sentences
+    firsts = [r for r in range(len(t)) if r == 0 or t.doc[r - 1] != t.doc[r]]
+    later = next(r for r in range(1, len(t)) if t.doc[r - 1] == t.doc[r])
+    plain, with_context = searcher.reread_texts([firsts[-1], later]), searcher.reread_texts([firsts[-1], later], 5)
+    assert with_context[0] == plain[0]  # a document's first sentence has nothing before it of its own
+    assert with_context[1] != plain[1] and with_context[1].endswith(" | " + t.texts[later])
+    assert " ".join(t.texts[later - 1].split()[-5:]) in with_context[1]
+
+
 def test_damaged_cross_encoder_is_refused(tmp_path):
     from bot.knowledge.rerank import MODEL_DIR, ModelError, load_model
 

@@ -22,6 +22,7 @@ from bot.knowledge.store import file_sha256
 from bot.knowledge.terms import MONTHS, STOPWORDS
 
 MAX_TOKENS = 96  # as trained: question + heading + sentence, the longer side cut first
+MAX_TOKENS_WITH_CONTEXT = 128  # the same with the previous sentence's last words too
 MAX_SPAN_TOKENS = 16  # a short answer is a few words; a longer span is a sentence, already quoted
 _EDGE = " ,;:–—"  # never the first or last character of a short answer
 
@@ -40,11 +41,15 @@ class CrossEncoderError(RuntimeError):
     pass
 
 
-def candidate_text(heading: str, sentence: str) -> str:
+def candidate_text(heading: str, sentence: str, before: str = "", context_words: int = 0) -> str:
     """What the cross-encoder reads for one sentence: its heading (or the document's title) first,
-    since that is often where the sentence's subject is named."""
+    since that is often where the sentence's subject is named, then, for a model trained to read
+    it, the last ``context_words`` words of the sentence before ("It opened in 1848" names its
+    subject there), set off by " | " so the sentence itself stays what is judged."""
     heading = " ".join(heading.replace("_", " ").split())
-    return f"{heading}: {sentence}" if heading else sentence
+    words = before.split()[-context_words:] if context_words > 0 else []
+    body = f"{' '.join(words)} | {sentence}" if words else sentence
+    return f"{heading}: {body}" if heading else body
 
 
 def tokenizer_path() -> Path:
@@ -57,7 +62,7 @@ def tokenizer_path() -> Path:
 class CrossEncoder:
     """(question, sentences) -> one relevance logit per sentence, on CPU."""
 
-    def __init__(self, model: Path, sha256: str, tokenizer_sha256: str = "", threads: int = 1):
+    def __init__(self, model: Path, sha256: str, tokenizer_sha256: str = "", threads: int = 1, context_words: int = 0):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -75,7 +80,8 @@ class CrossEncoder:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(tok_file))
-        self.tokenizer.enable_truncation(MAX_TOKENS, strategy="longest_first")
+        self.context_words = context_words  # as trained: how much of the previous sentence each candidate carries
+        self.tokenizer.enable_truncation(MAX_TOKENS_WITH_CONTEXT if context_words else MAX_TOKENS, strategy="longest_first")
         self.tokenizer.no_padding()  # one pair a run: nothing to pad to (the file's own setting pads)
 
     @property

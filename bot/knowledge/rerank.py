@@ -136,7 +136,8 @@ class RankerModel:
         if self._cross is None:
             spec = self.manifest["cross_encoder"]
             try:
-                self._cross = CrossEncoder(self.folder / spec["file"], spec["sha256"], spec.get("tokenizer_sha256", ""))
+                self._cross = CrossEncoder(self.folder / spec["file"], spec["sha256"], spec.get("tokenizer_sha256", ""),
+                                           context_words=int(spec.get("context_words", 0)))
             except CrossEncoderError as exc:
                 raise ModelError(str(exc)) from exc
         return self._cross

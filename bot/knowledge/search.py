@@ -283,7 +283,8 @@ class Searcher:
         logits = model.ranker.logit(x)
         order = np.argsort(-logits, kind="stable")
         head = order[: model.rerank_k]
-        ce, spans = model.cross_encoder.read(question, self.reread_texts([rows[i] for i in head]),
+        cross = model.cross_encoder
+        ce, spans = cross.read(question, self.reread_texts([rows[i] for i in head], cross.context_words),
                                              [self.snap.sentences.texts[rows[i]] for i in head])
         final = logits.copy()
         final[head] = model.rerank.logit(rerank_features(logits[head], ce))
@@ -293,10 +294,14 @@ class Searcher:
             final[rest] = np.minimum(final[rest], final[head].min() - 1e-3)
         return np.concatenate([head[reread], rest]), final, ce[reread], [spans[i] for i in reread]
 
-    def reread_texts(self, rows: Sequence[int]) -> list[str]:
-        """What the cross-encoder reads for each row: its heading (else its document's title) and the sentence."""
+    def reread_texts(self, rows: Sequence[int], context_words: int = 0) -> list[str]:
+        """What the cross-encoder reads for each row: its heading (else its document's title), the
+        end of the sentence before it in the same document (for a model trained with context_words),
+        and the sentence."""
         t = self.snap.sentences
-        return [candidate_text(t.headings[r] or self.snap.documents[int(t.doc[r])].title, t.texts[r]) for r in rows]
+        return [candidate_text(t.headings[r] or self.snap.documents[int(t.doc[r])].title, t.texts[r],
+                               t.texts[r - 1] if context_words and r - 1 in self._neighbours(r) else "", context_words)
+                for r in rows]
 
     def passage(self, row: int, score: float = 0.0, span: Span | None = None) -> Passage:
         t = self.snap.sentences
