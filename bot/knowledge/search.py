@@ -285,7 +285,7 @@ class Searcher:
         head = order[: model.rerank_k]
         cross = model.cross_encoder
         ce, spans = cross.read(question, self.reread_texts([rows[i] for i in head], cross.context_words),
-                                             [self.snap.sentences.texts[rows[i]] for i in head])
+                               [self.snap.sentences.texts[rows[i]] for i in head])
         final = logits.copy()
         final[head] = model.rerank.logit(rerank_features(logits[head], ce))
         reread = np.argsort(-final[head], kind="stable")
