@@ -19,6 +19,11 @@ relevance (usable for abstention), not only an order. Groups, from the train spl
   again with their own passage's other sentences (none holding an answer string) and other
   passages', target null: same topic, no answer, as when the answer's paragraph is not indexed.
 
+With ``--context N`` (off in passes 1-4; pass 7 in docs/quality.md) every candidate also carries
+the last N words of the sentence before it (``candidate_text``, as ``Searcher.reread_texts``
+gives them when the manifest says ``context_words``), and the sentence right after the answer
+is made a hard negative.
+
 Passages in the ranker's train sample (bench/train_ranker.py) are left out, so the ranker is fit
 on cross-encoder scores of questions the cross-encoder never saw. Val is never read. Fixed seed;
 the schedule is fixed by --steps (or chosen once from --budget-s and the measured step time).
