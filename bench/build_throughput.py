@@ -209,8 +209,12 @@ def incremental(args, engine, docs: Path, repeats: int) -> dict:
 
 
 def batch_sweep(encoder, texts: list[str], sizes: list[int], threads: list[int], sample: int, rounds: int) -> dict:
-    """Encoder.encode (length-sorted batches, as the build uses it) per batch size and torch thread count."""
+    """Encoder.encode (length-sorted batches, as the build uses it) per batch size and thread count:
+    torch's threads for the PyTorch encoder; for the int8 one, an ONNX Runtime session per thread
+    count (a session's threads are fixed when it is made, so setting torch's would change nothing)."""
     import torch
+
+    from bot.knowledge import onnx_query
 
     rng = random.Random(0)
     pick = rng.sample(texts, min(sample, len(texts)))
@@ -224,12 +228,17 @@ def batch_sweep(encoder, texts: list[str], sizes: list[int], threads: list[int],
     best: dict[tuple[int, int], float] = {}
     all_runs: dict[tuple[int, int], list[float]] = defaultdict(list)
     encoder.encode(pick[:64])  # warm-up
+    int8_session = encoder._int8 if encoder.uses_int8 else None
+    sessions = {th: onnx_query.OnnxQueryEncoder(onnx_query.export_dir(encoder.name), int8=True, threads=th)
+                for th in threads} if int8_session is not None else {}
     try:
         for r in range(rounds):
             order = list(grid)
             random.Random(100 + r).shuffle(order)  # a new order each round, so drift spreads over all
             for th, bs in order:
                 torch.set_num_threads(th)
+                if sessions:
+                    encoder._int8 = sessions[th]
                 if before_encode is not None:
                     embed.ENCODE_THREADS = th
                 log(f"batch sweep round {r + 1}/{rounds}: {th} thread(s), batch size {bs}")
@@ -240,6 +249,8 @@ def batch_sweep(encoder, texts: list[str], sizes: list[int], threads: list[int],
                 best[(th, bs)] = min(best.get((th, bs), float("inf")), dt)
     finally:
         torch.set_num_threads(before)
+        if int8_session is not None:
+            encoder._int8 = int8_session
         if before_encode is not None:
             embed.ENCODE_THREADS = before_encode
     med = {k: statistics.median(v) for k, v in all_runs.items()}
@@ -255,7 +266,7 @@ def batch_sweep(encoder, texts: list[str], sizes: list[int], threads: list[int],
                                min(sizes, key=lambda bs: best[(th, bs)]),
                                "within_5pct_of_fastest": [bs for bs in sizes if med[(th, bs)] <= med[(th, fastest)] * 1.05]}
     overall = min(grid, key=lambda k: med[k])
-    return {"sample_sentences": len(pick), "sample_tokens": tokens, "rounds": rounds, "runs": rows,
+    return {"encoder": encoder.name, "sample_sentences": len(pick), "sample_tokens": tokens, "rounds": rounds, "runs": rows,
             "best_by_threads": by_threads, "fastest_overall": {"threads": overall[0], "batch_size": overall[1]},
             "default_threads": before}
 

@@ -75,8 +75,9 @@ def main() -> int:
         labels.append("LangChain\npeer index")
         vals.append(peer_full)
         cols.append(peer)
+    encoder = fb.get("encoder", "") if fb else ""
     int8_build = get(b, "onnx_int8", "accuracy", "with_bbc", "onnx_int8", "build", "wall_s")
-    if int8_build:
+    if int8_build and "int8" not in encoder:  # else the build above is already the int8 one
         labels.append("briefbot build\nONNX int8")
         vals.append(int8_build)
         cols.append(alt)
@@ -119,14 +120,16 @@ def main() -> int:
     for i, (a, c) in enumerate(zip(p50, p95)):
         ax.annotate(f"{a:.0f}", (i - 0.2, a), ha="center", va="bottom", fontsize=7)
         ax.annotate(f"{c:.0f}", (i + 0.2, c), ha="center", va="bottom", fontsize=7)
-    ax.axhline(25, color="crimson", ls="--", lw=1)
-    ax.axhline(50, color="crimson", ls=":", lw=1)
+    goals = get(b, "query_latency", "goals", default={})
+    goal50, goal95 = goals.get("p50_ms", 100), goals.get("p95_ms", 250)
+    ax.axhline(goal50, color="crimson", ls="--", lw=1)
+    ax.axhline(goal95, color="crimson", ls=":", lw=1)
     ax.set_xticks(x, labels, fontsize=8)
     if max(p95 or [0]) > 200:
         ax.set_yscale("log")
     ax.legend(fontsize=8)
     ax.margins(y=0.15)
-    ax.set_title("3. Warm latency, ms (goals: p50 25 dashed, p95 50 dotted)", fontsize=10)
+    ax.set_title(f"3. Warm latency, ms (goals: p50 {goal50:g} dashed, p95 {goal95:g} dotted)", fontsize=10)
 
     # 4. Evidence: top citation vs peer top-1.
     ax = axes[1][0]
@@ -157,10 +160,12 @@ def main() -> int:
     # 6. Encoder variants: batch sweep and ONNX.
     ax = axes[1][2]
     sweep = get(b, "build_throughput", "batch_sweep", "runs", default={})
+    swept_with = get(b, "build_throughput", "batch_sweep", "encoder", default=encoder)  # the build's encoder
+    swept = "Encoder (ONNX int8)" if "int8" in swept_with else "Encoder (torch fp32)"
     for th, color in (("2", ours), ("1", alt)):
         pts = sorted((v["batch_size"], v["sentences_per_s"]) for v in sweep.values() if str(v["threads"]) == th)
         if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=color, label=f"torch fp32, {th} thread(s)")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=color, label=f"{swept}, {th} thread(s)")
     ox = get(b, "onnx_int8", "speed", "variants", default={})
     bs = get(b, "onnx_int8", "speed", "batch_size", default=64)
     n = get(b, "onnx_int8", "speed", "sample_sentences", default="?")
