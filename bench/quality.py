@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.chat_style import chat_style  # noqa: E402
 from bench.qa_data import is_answer_sentence, sample, write_documents  # noqa: E402
-from bench.train_ranker import SEED, VAL_BBC_DISTRACTORS, VAL_HELD_OUT, VAL_PASSAGES, VAL_QUESTIONS  # noqa: E402
+from bench.train_ranker import (SEED, VAL_BBC_DISTRACTORS, VAL_HELD_OUT, VAL_PASSAGES, VAL_QUESTIONS,  # noqa: E402
+                                interval95)
 
 SPAN_SETS = ("squad2", "realtimeqa", "trecqa")
 DEV_FILES = [ROOT / "tests" / "data" / "dev_briefing.jsonl", ROOT / "bench" / "data" / "extra_dev.jsonl"]
@@ -82,7 +83,9 @@ def summarise(recs: list[dict]) -> dict:
             "top1": mean([r["top1"] for r in ans]),
             "answerable_refused": mean([r["refused"] for r in ans]),
             "unanswerable_refused": mean([r["refused"] for r in una]),
-            "short_answer_acc": mean([r["short_ok"] for r in spans])}
+            "short_answer_acc": mean([r["short_ok"] for r in spans]),
+            "top1_interval95": interval95(np.array([r["top1"] for r in ans], dtype=bool)),
+            "unanswerable_refused_interval95": interval95(np.array([r["refused"] for r in una], dtype=bool))}
 
 
 def chatty(questions: list[dict]) -> list[dict]:
@@ -150,6 +153,10 @@ def markdown(val: dict, lat: list[float], dev: dict) -> str:
     for name, m in val.items():
         lines.append(f"| {name} | {m['questions']} | {m['answerable']} | {f(m['top1'])} | {f(m['answerable_refused'])} "
                      f"| {f(m['unanswerable_refused'])} | {f(m['short_answer_acc'])} |")
+    if "all" in val:
+        top, una = val["all"]["top1_interval95"], val["all"]["unanswerable_refused_interval95"]
+        lines += ["", f"95% intervals of the first row from the draw of questions alone (Wilson): top-1 "
+                      f"{top[0]:.3f}-{top[1]:.3f}, unanswerables refused {una[0]:.3f}-{una[1]:.3f}."]
     if lat:
         lines += ["", f"`ask` latency over the val questions: p50 {np.percentile(lat, 50):.1f} ms, "
                       f"p95 {np.percentile(lat, 95):.1f} ms ({os.cpu_count()} cores, load average "

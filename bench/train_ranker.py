@@ -375,6 +375,20 @@ def two_stage_scores(data: dict, ranker: Linear, rerank: Linear, ans: Linear, k:
     return conf, top_ok
 
 
+def interval95(hits: np.ndarray) -> list[float]:
+    """Wilson 95% interval of a share: how far a val figure moves by the draw of questions alone
+    (569 answerable: about +-4 points of top-1; 360 unanswerable: +-5 of refusals). Differences
+    inside it are not evidence, and re-running the whole recipe on another machine moved the
+    figures by about that much (docs/quality.md, pass 8)."""
+    n, z = len(hits), 1.96
+    if not n:
+        return [0.0, 1.0]
+    p = float(np.mean(hits))
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(max(0.0, float(centre - half)), 4), round(min(1.0, float(centre + half)), 4)]
+
+
 def summary(data: dict, conf: np.ndarray, top_ok: np.ndarray, threshold: float | None = None) -> dict:
     answerable = answerable_mask(data)
     if threshold is None:
@@ -384,8 +398,10 @@ def summary(data: dict, conf: np.ndarray, top_ok: np.ndarray, threshold: float |
         "questions": int(len(conf)),
         "answerable": int(answerable.sum()),
         "top1": round(float(top_ok[answerable].mean()), 4),
+        "top1_interval95": interval95(top_ok[answerable]),
         "answerable_refused": round(float((~answered[answerable]).mean()), 4),
         "unanswerable_refused": round(float((~answered[~answerable]).mean()), 4),
+        "unanswerable_refused_interval95": interval95(~answered[~answerable]),
         "answered_correct_precision": round(float(top_ok[answered].mean()), 4) if answered.any() else 0.0,
         "threshold": round(threshold, 4),
     }

@@ -98,6 +98,21 @@ def test_rerank_is_fit_as_a_choice_among_each_questions_candidates():
     assert abs(p.mean() - np.mean([y.mean() for _, y in groups])) < 0.02
 
 
+def test_val_figures_carry_their_sampling_interval():
+    """The Wilson interval: known values (a share of 0.4 of 360 questions spans about +-5 points),
+    shrinking with more questions, inside [0, 1] at the edges."""
+    import numpy as np
+
+    from bench.train_ranker import interval95
+
+    lo, hi = interval95(np.arange(360) < 144)  # 0.400 of 360
+    assert (lo, hi) == (0.3507, 0.4514)
+    lo2, hi2 = interval95(np.arange(3600) < 1440)
+    assert lo < lo2 < 0.4 < hi2 < hi
+    assert interval95(np.zeros(20, dtype=bool))[0] == 0.0 and 0 < interval95(np.zeros(20, dtype=bool))[1] < 0.2
+    assert interval95(np.ones(20, dtype=bool))[1] == 1.0
+
+
 def test_dev_set_answers_cited_and_unanswerables_refused(briefing_engine):
     from bot.answering.evaluate import read_rows, run_eval
 
