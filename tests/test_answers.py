@@ -63,7 +63,8 @@ def test_typed_answers(briefing_engine, question, short, evidence):
      "John Kirby told reporters"),
     # Depends on the CPU: where int8 products are exact (AVX-512 VNNI or AMX) the reader starts
     # its span at "Antony" (P 0.39 against 0.19 for "Mark"), giving the whole clause at P 0.31;
-    # on the AVX2-only machine the models were calibrated on it gave "Mark Rutte" or nothing.
+    # on the machine the models were calibrated on (most likely without VNNI, whose u8 x s8
+    # products saturate) it gave "Mark Rutte" or nothing.
     # docs/quality.md, pass 8.
     pytest.param("Who did Blinken inform about the decision?", "Mark Rutte", "Antony Blinken", "Blinken informed Nato",
                  marks=pytest.mark.xfail(strict=False, reason="CPU-dependent int8 reader (docs/quality.md, pass 8): "
